@@ -1,0 +1,53 @@
+"""The ``edgeface`` command: one entry point, one subcommand per stage.
+
+Each subcommand lives in a module with ``add_arguments(parser)`` and ``main(args) -> int``; those
+modules import their heavy libraries inside ``main`` so ``edgeface --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from edgeface import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("edgeface.zoo", "list the model zoo: parameters, MACs, size vs the VGG-16 baseline"),
+}
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+EXPECTED_ERRORS = (UserError, FileNotFoundError, ValueError, PermissionError, ImportError, RuntimeError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeface", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"edgeface {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._main(args) or 0)
+    except KeyboardInterrupt:
+        print("edgeface: interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"edgeface {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

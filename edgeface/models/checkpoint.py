@@ -1,0 +1,59 @@
+"""Checkpoints: the weights plus the model card, so every later stage needs only this one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgeface.card import ModelCard
+from edgeface.fileio import atomic_path
+from edgeface.models.registry import create_model
+
+CHECKPOINT_FORMAT = "edgeface-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt or not an edgeface checkpoint."""
+
+
+def build_model(card: ModelCard) -> nn.Module:
+    """A fresh (untrained) network shaped as the card says."""
+    if card.task == "attributes":
+        return create_model(card.model, attributes=card.attributes)
+    return create_model(card.model, label_space=card.label_space)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, card: ModelCard, **state) -> None:
+    """Write atomically: model weights, card, and any training state (optimiser, epoch, RNG...)."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    payload = {"format": CHECKPOINT_FORMAT, "card": card.to_dict(), "model": model.state_dict(), **state}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, loaded with weights_only=True (a model file is untrusted input)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an edgeface checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelCard, dict]:
+    """(model in eval mode, card, raw checkpoint dict)."""
+    ckpt = read_checkpoint(path)
+    try:
+        card = ModelCard.from_dict(ckpt["card"])
+        model = build_model(card)
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} does not match its model card: {str(e).splitlines()[0]}") from e
+    return model.eval(), card, ckpt

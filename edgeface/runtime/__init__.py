@@ -1,0 +1,5 @@
+"""Inference runners (one per backend, one interface) and the embeddable Predictor."""
+
+from edgeface.runtime.base import BackendUnavailable, Runner, available_backends, open_runner
+
+__all__ = ["BackendUnavailable", "Runner", "available_backends", "open_runner"]
