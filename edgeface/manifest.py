@@ -1,0 +1,193 @@
+"""The convert output folder's manifest: what each artifact is, how it was built and how far it drifted.
+
+``DIR/manifest.json`` makes a folder of engines self-describing: the runtime, the benchmarks and the
+server read the model card, the artifact file and its build facts from here instead of guessing.
+Format ``edgeface-manifest/1`` (schema in ``docs``/README): one model per folder, one entry per target.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeface import __version__
+from edgeface.card import INPUT_NAME, ModelCard
+from edgeface.fileio import sha256_file, write_json
+
+MANIFEST_FORMAT = "edgeface-manifest/1"
+MANIFEST_NAME = "manifest.json"
+STATUSES = ("ok", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One convert target: its artifact format, numeric precision and file name inside DIR."""
+
+    name: str
+    format: str  # onnx | openvino | tensorrt
+    precision: str  # fp32 | fp16 | int8
+    file: str
+
+    @property
+    def companion_files(self) -> list[str]:
+        """Files that belong to the artifact besides ``file`` (the IR's weights)."""
+        return [self.file[: -len(".xml")] + ".bin"] if self.format == "openvino" else []
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("onnx", "onnx", "fp32", "model.onnx"),
+    Target("onnx-fp16", "onnx", "fp16", "model.fp16.onnx"),
+    Target("onnx-int8", "onnx", "int8", "model.int8.onnx"),
+    Target("openvino", "openvino", "fp32", "model.xml"),
+    Target("openvino-fp16", "openvino", "fp16", "model.fp16.xml"),
+    Target("openvino-int8", "openvino", "int8", "model.int8.xml"),
+    Target("trt-fp16", "tensorrt", "fp16", "model.fp16.engine"),
+    Target("trt-int8", "tensorrt", "int8", "model.int8.engine"),
+)}
+
+
+def target(name: str) -> Target:
+    """The target called ``name``, or a ValueError listing the known ones."""
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+    return TARGETS[name]
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def new_manifest(card: ModelCard, checkpoint: str | Path | None, checkpoint_sha256: str | None) -> dict:
+    """An empty manifest for one model (artifacts are added with :func:`artifact_entry`)."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "edgeface_version": __version__,
+        "created": utc_now(),
+        "card": card.to_dict(),
+        "source": {"checkpoint": str(checkpoint) if checkpoint else None, "sha256": checkpoint_sha256},
+        "artifacts": {},
+    }
+
+
+def artifact_entry(target_name: str, card: ModelCard, out_dir: str | Path, status: str = "ok", reason: str = "",
+                   outputs: list[dict] | None = None, tools: dict | None = None, build_device: dict | None = None,
+                   drift: dict | None = None) -> dict:
+    """The manifest entry of one target; file hash and size are read from ``out_dir`` when it was built."""
+    spec = target(target_name)
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    size = card.preprocess.input_size
+    entry = {
+        "target": spec.name,
+        "file": spec.file,
+        "format": spec.format,
+        "precision": spec.precision,
+        "status": status,
+        "reason": reason,
+        "sha256": None,
+        "bytes": None,
+        "input": {"name": INPUT_NAME, "shape": [-1, 3, size, size], "dtype": "float32"},
+        "outputs": outputs if outputs is not None else default_outputs(card),
+        "label_space": card.label_space.to_dict() if card.label_space else None,
+        "preprocess": card.preprocess.to_dict(),
+        "thresholds": card.thresholds,
+        "tools": tools or {},
+        "build_device": build_device or {},
+        "drift": drift,
+    }
+    path = Path(out_dir) / spec.file
+    if status != "skipped" and path.is_file():
+        entry["sha256"] = sha256_file(path)
+        entry["bytes"] = sum((Path(out_dir) / f).stat().st_size for f in [spec.file, *spec.companion_files]
+                             if (Path(out_dir) / f).is_file())
+    return entry
+
+
+def default_outputs(card: ModelCard) -> list[dict]:
+    """Output names and shapes as the exported graph has them (batch axis -1)."""
+    shapes = {
+        "probs": [-1, card.label_space.num_bins] if card.label_space else None,
+        "expectation": [-1],
+        "attr_probs": [-1, len(card.attributes or [])],
+        "landmarks": [-1, 2 * card.num_landmarks],
+    }
+    return [{"name": n, "shape": shapes[n], "dtype": "float32"} for n in card.outputs]
+
+
+def validate_manifest(manifest: dict, where: str = "manifest") -> dict:
+    """Raise ValueError with one line if ``manifest`` is not a usable edgeface manifest."""
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{where} is not an edgeface manifest (expected format {MANIFEST_FORMAT})")
+    for key in ("card", "artifacts"):
+        if key not in manifest:
+            raise ValueError(f"{where} has no {key!r}")
+    ModelCard.from_dict(manifest["card"])
+    for name, entry in manifest["artifacts"].items():
+        target(name)
+        if entry.get("status") not in STATUSES:
+            raise ValueError(f"{where}: artifact {name!r} has status {entry.get('status')!r}")
+        if entry.get("status") == "ok" and not entry.get("file"):
+            raise ValueError(f"{where}: artifact {name!r} has no file")
+    return manifest
+
+
+def load_manifest(directory: str | Path) -> dict:
+    """The validated manifest of a convert output folder."""
+    path = Path(directory) / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST_NAME} in {directory}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"corrupt manifest {path}: {e}") from e
+    return validate_manifest(manifest, str(path))
+
+
+def write_manifest(directory: str | Path, manifest: dict) -> Path:
+    """Write (atomically) and return the manifest path."""
+    validate_manifest(manifest)
+    path = Path(directory) / MANIFEST_NAME
+    write_json(path, manifest)
+    return path
+
+
+def manifest_card(manifest: dict) -> ModelCard:
+    return ModelCard.from_dict(manifest["card"])
+
+
+def resolve_artifact(path: str | Path, target_name: str | None = None) -> tuple[Path, ModelCard | None, dict | None]:
+    """(artifact file, card, manifest entry) for a file, or a convert folder plus a target name.
+
+    For a folder without ``target_name`` the first built target in :data:`TARGETS` order is taken.
+    For a file the manifest beside it (if any) supplies card and entry; otherwise both are None and the
+    runner reads the card from the artifact itself (ONNX metadata_props, OpenVINO rt_info).
+    """
+    path = Path(path)
+    if path.is_dir():
+        manifest = load_manifest(path)
+        artifacts = manifest["artifacts"]
+        if target_name is None:
+            built = [n for n in TARGETS if artifacts.get(n, {}).get("status") == "ok"]
+            if not built:
+                raise ValueError(f"{path} holds no built artifact")
+            target_name = built[0]
+        target(target_name)
+        entry = artifacts.get(target_name)
+        if entry is None:
+            raise ValueError(f"{path} has no {target_name!r} artifact; it has: {', '.join(artifacts) or 'none'}")
+        if entry["status"] != "ok":
+            raise ValueError(f"{target_name} in {path} is {entry['status']}: {entry.get('reason') or 'no reason given'}")
+        file = path / entry["file"]
+        if not file.is_file():
+            raise FileNotFoundError(f"artifact file missing: {file}")
+        return file, manifest_card(manifest), entry
+    if not path.is_file():
+        raise FileNotFoundError(f"artifact not found: {path}")
+    if (path.parent / MANIFEST_NAME).is_file():
+        manifest = load_manifest(path.parent)
+        for entry in manifest["artifacts"].values():
+            if entry.get("file") == path.name:
+                return path, manifest_card(manifest), entry
+    return path, None, None
