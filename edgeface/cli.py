@@ -14,6 +14,14 @@ from edgeface import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeface.zoo", "list the model zoo: parameters, MACs, size vs the VGG-16 baseline"),
+    "train": ("edgeface.train.cli", "train a model (DLDL-v2 age / attractiveness) on face data or the SYNTHETIC set"),
+    "eval": ("edgeface.train.eval_cli", "evaluate a checkpoint or exported model on labelled face data"),
+    "bench": ("edgeface.benchmarks.bench", "benchmark models or convert folders: latency, throughput, memory"),
+    "report": ("edgeface.benchmarks.report", "merge benchmark results from several devices into a report with plots"),
+    "pipeline": ("edgeface.benchmarks.pipeline", "the main job: train, convert, benchmark vs VGG-16, report"),
+    "convert": ("edgeface.convert.cli", "checkpoint -> ONNX / OpenVINO / TensorRT + manifest, with a drift gate"),
+    "export": ("edgeface.convert.serving", "export a convert folder for Triton or DeepStream"),
+    "run": ("edgeface.runtime.cli", "detect, track and predict age / attributes on a video, camera or stream"),
 }
 
 

@@ -2,7 +2,7 @@
 
 ``DIR/manifest.json`` makes a folder of engines self-describing: the runtime, the benchmarks and the
 server read the model card, the artifact file and its build facts from here instead of guessing.
-Format ``edgeface-manifest/1`` (schema in ``docs``/README): one model per folder, one entry per target.
+Format ``edgeface-manifest/1``: one model per folder, one entry per target (see :func:`artifact_entry`).
 """
 
 from __future__ import annotations
@@ -178,7 +178,8 @@ def resolve_artifact(path: str | Path, target_name: str | None = None) -> tuple[
         if entry is None:
             raise ValueError(f"{path} has no {target_name!r} artifact; it has: {', '.join(artifacts) or 'none'}")
         if entry["status"] != "ok":
-            raise ValueError(f"{target_name} in {path} is {entry['status']}: {entry.get('reason') or 'no reason given'}")
+            why = entry.get("reason") or "no reason given"
+            raise ValueError(f"{target_name} in {path} is {entry['status']}: {why}")
         file = path / entry["file"]
         if not file.is_file():
             raise FileNotFoundError(f"artifact file missing: {file}")

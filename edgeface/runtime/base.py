@@ -100,8 +100,9 @@ def backend_for(path: str | Path) -> str:
 
 
 def open_runner(path: str | Path, backend: str | None = None, device: str | None = None,
-                threads: int | None = None) -> Runner:
-    """A loaded runner for ``path``; ``backend`` overrides the choice made from the file ending."""
+                threads: int | None = None, **options) -> Runner:
+    """A loaded runner for ``path``; ``backend`` overrides the choice made from the file ending;
+    ``options`` are backend-specific constructor knobs (e.g. an OpenVINO performance hint)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"artifact not found: {path}")
@@ -109,7 +110,7 @@ def open_runner(path: str | Path, backend: str | None = None, device: str | None
     backend = backend or backend_for(path)
     if backend not in classes:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(sorted(classes))}")
-    runner = classes[backend](path, device=device, threads=threads)
+    runner = classes[backend](path, device=device, threads=threads, **options)
     runner.load()
     runner.loaded = True
     return runner

@@ -1,0 +1,1 @@
+"""Benchmark harness, device fingerprints, Jetson power sampling, claims check, reports and the main pipeline."""

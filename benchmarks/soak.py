@@ -1,0 +1,163 @@
+"""Soak run of the video runtime: 10,000 frames through the threaded pipeline, resident memory sampled.
+
+A short generated video with real faces loops as the source (``VideoSource(loop=True)``); every frame is
+detected, inferred, tracked, drawn, written to an mp4 and a JSON-lines file (both discarded at the end).
+Memory must stay flat: the report gives RSS after warm-up and at the end, and the growth per 1,000 frames.
+
+    nice -n 10 python -m edgeface.benchmarks.soak --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeface.benchmarks.runtime_fps import SHARED_DATA, SHARED_YUNET
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="benchmarks/results", help="folder for soak.{json,md,png}")
+    p.add_argument("--frames", type=int, default=10_000)
+    p.add_argument("--model", default="tinyagenet")
+    p.add_argument("--input-size", type=int, default=64, help="small input: the soak is about memory, not speed")
+    p.add_argument("--size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
+    p.add_argument("--sample-every", type=int, default=250, help="frames between RSS samples")
+    p.add_argument("--warmup-frames", type=int, default=500, help="RSS 'start' is taken after these frames")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--data", default=str(SHARED_DATA))
+    p.add_argument("--detector", default=str(SHARED_YUNET))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from edgeface.benchmarks.bench import fresh_checkpoint
+    from edgeface.benchmarks.fingerprint import fingerprint
+    from edgeface.benchmarks.synthetic_video import moving_faces_video
+    from edgeface.faces import image_files
+    from edgeface.fileio import write_json, write_text
+    from edgeface.runtime.predictor import Predictor
+    from edgeface.runtime.tracker import IoUTracker
+    from edgeface.runtime.video import (
+        AnnotatedVideoWriter,
+        JsonlWriter,
+        VideoPipeline,
+        VideoSource,
+        draw_results,
+        frame_record,
+    )
+
+    args = parse_args(argv)
+    if not Path(args.data).exists() or not Path(args.detector).exists():
+        print("soak: ../shared data or detector not found", file=sys.stderr)
+        return 2
+    machine = fingerprint()
+    samples: list[tuple[int, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        chips = [cv2.imread(str(p)) for p in image_files(args.data)[:2]]
+        video = work / "loop.mp4"
+        moving_faces_video(video, chips, 100, size=tuple(args.size), face_size=min(args.size) // 3, laps=1.0)
+        ckpt = fresh_checkpoint(args.model, work, args.input_size)
+        rss_before_models = rss_mib()
+        with Predictor(ckpt, args.detector, threads=args.threads) as predictor:
+            source = VideoSource(str(video), loop=True)
+            writer, jsonl = AnnotatedVideoWriter(work / "out.mp4", source.fps), JsonlWriter(work / "out.jsonl")
+            pipeline = VideoPipeline(source, predictor, IoUTracker(predictor.cards), max_frames=args.frames)
+            bar = tqdm(total=args.frames, desc="soak", mininterval=5)
+
+            def on_frame(index: int, frame: np.ndarray, results: list) -> None:
+                jsonl.write(frame_record(index, source.fps, results))
+                writer.write(draw_results(frame, results))
+                if index % args.sample_every == 0 or index == args.frames - 1:
+                    samples.append((index, rss_mib()))
+                bar.update(1)
+
+            try:
+                stats = pipeline.run(on_frame, handle_sigint=False)
+            finally:
+                bar.close()
+                writer.close(commit=True)
+                jsonl.close(commit=True)
+            written = writer.frames
+            video_bytes = (work / "out.mp4").stat().st_size if written else 0
+    frames, rss = np.array(samples, dtype=np.float64).T
+    after_warmup = frames >= args.warmup_frames
+    slope = float(np.polyfit(frames[after_warmup], rss[after_warmup], 1)[0] * 1000) if after_warmup.sum() > 2 else None
+    start = float(rss[after_warmup][0]) if after_warmup.any() else float(rss[0])
+    document = {
+        "benchmark": "soak", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python -m edgeface.benchmarks.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine, "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "settings": vars(args),
+        "frames": stats.frames, "bad_frames": stats.bad_frames, "faces_seen": stats.faces, "fps": round(stats.fps, 2),
+        "frames_written": written, "video_bytes": video_bytes,
+        "rss_mib": {"before_models": round(rss_before_models, 1), "first_sample": round(float(rss[0]), 1),
+                    "start_after_warmup": round(start, 1), "end": round(float(rss[-1]), 1),
+                    "max": round(float(rss.max()), 1), "growth_after_warmup": round(float(rss[-1]) - start, 1),
+                    "slope_per_1000_frames": round(slope, 3) if slope is not None else None},
+        "samples": [[int(f), round(float(r), 2)] for f, r in zip(frames, rss, strict=True)],
+        "stages": stats.summary()["stages"],
+    }
+    out = Path(args.out)
+    write_json(out / "soak.json", document)
+    write_text(out / "soak.md", markdown(document))
+    plot(out / "soak.png", frames, rss, args.warmup_frames)
+    print(markdown(document))
+    return 0
+
+
+def markdown(doc: dict) -> str:
+    m, s = doc["rss_mib"], doc["settings"]
+    return "\n".join([
+        "# Runtime soak (resident memory over a long run)", "",
+        f"`{doc['command']}`: {doc['frames']:,} frames of a looping {s['size'][0]}x{s['size'][1]} generated video "
+        f"(2 real faces), {s['model']} at {s['input_size']} px via the torch runner, detection every frame, "
+        "tracker, annotated mp4 + JSON lines written. The CPU was shared with other jobs "
+        f"(load average after: {doc['load_average_after']}).", "",
+        "| frames | FPS | bad frames | frames written | RSS after warm-up MiB | RSS end MiB | growth MiB | "
+        "slope MiB / 1000 frames |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {doc['frames']:,} | {doc['fps']:.1f} | {doc['bad_frames']} | {doc['frames_written']:,} | "
+        f"{m['start_after_warmup']:.1f} | {m['end']:.1f} | {m['growth_after_warmup']:+.1f} | "
+        f"{m['slope_per_1000_frames']:+.3f} |", "",
+        f"RSS at the first sample (frame 0): {m['first_sample']:.1f} MiB; max {m['max']:.1f} MiB; warm-up = first "
+        f"{s['warmup_frames']} frames. Plot: `soak.png`.", "",
+    ])
+
+
+def plot(path: Path, frames: np.ndarray, rss: np.ndarray, warmup: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(frames, rss, marker=".")
+    ax.axvline(warmup, color="grey", linestyle=":", label="end of warm-up")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("resident memory (MiB)")
+    ax.set_ylim(0, rss.max() * 1.15)
+    ax.set_title("edgeface runtime soak: RSS over the run")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

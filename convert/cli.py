@@ -1,0 +1,77 @@
+"""``edgeface convert``: checkpoint -> ONNX / OpenVINO / TensorRT artifacts + manifest, with a drift gate."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeface.manifest import TARGETS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="edgeface checkpoint (.pt) from edgeface train")
+    parser.add_argument("--to", default="all", help=f"comma-separated targets or all (default): {', '.join(TARGETS)}")
+    parser.add_argument("--calib", help="calibration images folder (needed for int8 targets)")
+    parser.add_argument("--eval", dest="eval_data", help="labelled eval data: drift of every artifact vs PyTorch")
+    parser.add_argument("--out", required=True, help="output folder (replaced as a whole when the convert succeeds)")
+    g = parser.add_argument_group("calibration")
+    g.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    g.add_argument("--calib-images", type=int, default=512, help="images used for calibration (default 512)")
+    g.add_argument("--detector", help="YuNet ONNX: detect and align raw photos (default: images are aligned chips)")
+    g = parser.add_argument_group("eval")
+    g.add_argument("--eval-format", help="eval data reader (default from the task: utkface / celeba / csv)")
+    g.add_argument("--eval-images", type=int, help="use at most this many eval images (evenly spread)")
+    g.add_argument("--eval-label-col", help="CSV label column for csv eval data")
+    g.add_argument("--eval-std-col", help="CSV label-std column for csv eval data")
+    g.add_argument("--allow-drift", action="store_true", help="record gate breaches but keep the artifacts ok")
+    g.add_argument("--gate-mae", type=float, nargs=2, metavar=("FP16", "INT8"),
+                   help="MAE gates vs PyTorch (default 0.02 0.15; FP32 uses the FP16 gate)")
+    g.add_argument("--gate-accuracy", type=float, help="attribute mean-accuracy gate in points (default 0.5)")
+    g = parser.add_argument_group("build")
+    g.add_argument("--opset", type=int, default=17, help="ONNX opset (17 or newer)")
+    g.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxsim")
+    g.add_argument("--batch-profile", default="1,1,16", help="TensorRT profile MIN,OPT,MAX batch (default 1,1,16)")
+    g.add_argument("--workspace-mib", type=int, default=1024, help="TensorRT workspace limit in MiB")
+    g.add_argument("--dla-core", type=int, help="build the TensorRT engines for this DLA core (Jetson, TensorRT 10)")
+    g.add_argument("--cache-dir", help="calibration / timing / face caches (default ~/.cache/edgeface)")
+    g.add_argument("--threads", type=int, default=2, help="CPU threads for export and evaluation")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint, failed_targets
+    from edgeface.convert.tensorrt_build import BatchProfile
+
+    BatchProfile.parse(args.batch_profile)  # a bad profile is bad input, before any work
+    options = ConvertOptions(
+        opset=args.opset, simplify=args.simplify, calib_method=args.calib_method, calib_images=args.calib_images,
+        detector=args.detector, batch_profile=args.batch_profile, workspace_mib=args.workspace_mib,
+        dla_core=args.dla_core, cache_dir=args.cache_dir, eval_format=args.eval_format,
+        eval_options={k: v for k, v in (("label_col", args.eval_label_col), ("std_col", args.eval_std_col)) if v},
+        eval_images=args.eval_images, allow_drift=args.allow_drift, threads=args.threads, progress=args.progress,
+    )
+    if args.gate_mae:
+        options.gates["mae"] = {"fp32": args.gate_mae[0], "fp16": args.gate_mae[0], "int8": args.gate_mae[1]}
+    if args.gate_accuracy is not None:
+        options.gates["mean_accuracy"] = args.gate_accuracy
+    manifest = convert_checkpoint(args.checkpoint, args.to, args.calib, args.eval_data, args.out, options)
+    print(format_report(manifest, args.out))
+    return 1 if failed_targets(manifest) else 0
+
+
+def format_report(manifest: dict, out_dir: str) -> str:
+    """One line per target: status, size, drift (gated metric and max output difference)."""
+    lines = [f"{manifest['card']['model']} -> {out_dir}/manifest.json"]
+    for name, entry in manifest["artifacts"].items():
+        line = f"  {name:14s} {entry['status']:7s}"
+        if entry["status"] == "ok" and entry.get("bytes"):
+            line += f" {entry['bytes'] / 2**20:7.2f} MiB"
+        drift = entry.get("drift") or {}
+        if "gate" in drift:
+            g = drift["gate"]
+            line += f"  {g['metric']} {g['value']:.4f} (delta {g['delta']:+.4f} {g['units']}, limit {g['limit']})"
+        if drift.get("max_abs_diff"):
+            line += f"  max|diff| {max(drift['max_abs_diff'].values()):.2e}"
+        if entry.get("reason"):
+            line += f"  {entry['reason']}"
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,308 @@
+"""``convert_checkpoint``: one checkpoint -> every requested target in one folder, with manifest and drift gate.
+
+Everything is built into a temporary folder beside ``out_dir`` and swapped in at the end, so an
+interrupted or failed-input convert leaves the previous contents of ``out_dir`` intact.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeface.card import ModelCard
+from edgeface.fileio import sha256_file
+from edgeface.manifest import TARGETS, artifact_entry, new_manifest, write_manifest
+
+# target -> the target whose file it is made from
+SOURCE = {"onnx-fp16": "onnx", "onnx-int8": "onnx", "openvino": "onnx", "openvino-fp16": "onnx",
+          "openvino-int8": "onnx", "trt-fp16": "onnx-fp16", "trt-int8": "onnx-int8"}
+CALIBRATED = ("onnx-int8", "openvino-int8")
+TOOLS = {"onnx": ("torch", "onnx", "onnxruntime", "onnxsim"), "openvino": ("openvino", "nncf"),
+         "tensorrt": ("tensorrt",)}
+DEFAULT_GATES = {"mae": {"fp32": 0.02, "fp16": 0.02, "int8": 0.15}, "mean_accuracy": 0.5}
+
+
+@dataclass
+class ConvertOptions:
+    """Everything beyond checkpoint, targets, data and output folder (defaults are the documented ones)."""
+
+    opset: int = 17
+    simplify: bool = True
+    calib_method: str = "minmax"
+    calib_images: int = 512
+    min_calib_faces: int = 100
+    detector: str | None = None  # YuNet path: detect + align raw photos (calibration and eval)
+    batch_profile: str = "1,1,16"
+    workspace_mib: int = 1024
+    dla_core: int | None = None
+    cache_dir: str | None = None  # calibration + timing caches; default ~/.cache/edgeface
+    eval_format: str | None = None  # data reader; default from the task (utkface / celeba / csv)
+    eval_options: dict = field(default_factory=dict)  # reader options (label_col, std_col, ...)
+    eval_images: int | None = None
+    allow_drift: bool = False
+    gates: dict = field(default_factory=lambda: {k: (dict(v) if isinstance(v, dict) else v)
+                                                  for k, v in DEFAULT_GATES.items()})
+    threads: int = 2
+    progress: bool = True
+
+
+def target_availability() -> dict[str, str | None]:
+    """target -> None if this machine can build it, else the reason it cannot."""
+    def missing(*modules: str) -> str | None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                return f"{name} not installed"
+        return None
+
+    from edgeface.convert.tensorrt_build import tensorrt_unavailable
+
+    onnx_reason = missing("torch", "onnx", "onnxruntime")
+    ov_reason = onnx_reason or missing("openvino")
+    trt_reason = onnx_reason or tensorrt_unavailable()
+    return {"onnx": onnx_reason, "onnx-fp16": onnx_reason, "onnx-int8": onnx_reason, "openvino": ov_reason,
+            "openvino-fp16": ov_reason, "openvino-int8": ov_reason or missing("nncf"),
+            "trt-fp16": trt_reason, "trt-int8": trt_reason}
+
+
+def plan_targets(requested: str | list[str], unavailable: dict[str, str | None]) -> tuple[list[str], dict[str, str]]:
+    """(targets to build in build order, {skipped target: reason}).
+
+    ``"all"`` builds what can be built and skips the rest; a named target that cannot be built is an
+    error naming the reason. Sources (onnx for everything, onnx-int8 for trt-int8...) are added.
+    """
+    names = list(TARGETS) if requested in ("all", ["all"]) else (
+        [t.strip() for t in requested.split(",") if t.strip()] if isinstance(requested, str) else list(requested))
+    for name in names:
+        if name not in TARGETS:
+            raise ValueError(f"unknown target {name!r}; known: all, {', '.join(TARGETS)}")
+    if requested in ("all", ["all"]):
+        skipped = {t: reason for t, reason in unavailable.items() if reason}
+        names = [t for t in names if t not in skipped]
+    else:
+        skipped = {}
+        for name in names:
+            if unavailable.get(name):
+                raise ValueError(f"cannot build {name} here: {unavailable[name]}")
+    wanted = set(names)
+    for name in list(wanted):
+        while name in SOURCE:
+            name = SOURCE[name]
+            wanted.add(name)
+    return [t for t in TARGETS if t in wanted], skipped
+
+
+def tool_versions(fmt: str) -> dict:
+    versions = {}
+    for dist in TOOLS[fmt]:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def host_facts() -> dict:
+    return {"host": platform.node(), "machine": platform.machine(), "os": platform.platform(),
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgeface"
+
+
+def load_eval_faces(card: ModelCard, data: str | Path, options: ConvertOptions):
+    """The eval set as a FaceSet, read and aligned the way ``edgeface train`` / ``eval`` read it."""
+    import edgeface.train.celeba  # noqa: F401  (registers the celeba readers)
+    from edgeface.train.datasets import DataIssues, load_samples, prepare_faces
+
+    fmt = options.eval_format or {"age": "utkface", "attributes": "celeba", "attractiveness": "csv"}[card.task]
+    issues = DataIssues()
+    samples = load_samples(fmt, data, issues, label_space=card.label_space, **options.eval_options)
+    if options.eval_images and len(samples) > options.eval_images:
+        index = np.linspace(0, len(samples) - 1, options.eval_images).round().astype(int)
+        samples = [samples[i] for i in index]
+    return prepare_faces(samples, card.preprocess, issues, "eval", detector_path=options.detector,
+                         cache_dir=Path(options.cache_dir or default_cache_dir()) / "faces",
+                         progress=options.progress)
+
+
+def gate_check(card: ModelCard, precision: str, metrics: dict, reference: dict, gates: dict) -> dict:
+    """{metric, value, reference, delta, limit, passed} for the task's gated metric."""
+    if card.task == "attributes":
+        metric, scale, limit = "mean_accuracy", 100.0, float(gates["mean_accuracy"])
+    else:
+        metric, scale, limit = "mae", 1.0, float(gates["mae"][precision])
+    delta = (float(metrics[metric]) - float(reference[metric])) * scale
+    return {"metric": metric, "value": float(metrics[metric]), "reference": float(reference[metric]),
+            "delta": delta, "limit": limit, "units": "points" if scale == 100.0 else card.label_space.unit,
+            "passed": abs(delta) <= limit}
+
+
+def _summary(metrics: dict) -> dict:
+    """The scalar metrics (drops per-decade tables and per-attribute lists from the manifest)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
+
+
+def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all", calib: str | Path | None = None,
+                       eval_data: str | Path | None = None, out_dir: str | Path = "convert-out",
+                       options: ConvertOptions | None = None) -> dict:
+    """Build ``targets`` from ``checkpoint`` into ``out_dir``; returns the manifest written there.
+
+    Raises ValueError / FileNotFoundError for bad input before anything is written. Artifacts that fail to
+    build or breach a drift gate are kept with status "failed" (callers decide the exit code: see
+    :func:`failed_targets`); with ``allow_drift`` a gate breach is recorded but the status stays ok.
+    """
+    import torch
+
+    from edgeface.convert.calibration import crops_sha256, load_crops
+    from edgeface.models.checkpoint import load_checkpoint
+    from edgeface.preprocess import to_input
+
+    options = options or ConvertOptions()
+    torch.set_num_threads(options.threads)
+    model, card, _ = load_checkpoint(checkpoint)
+    build, skipped = plan_targets(targets, target_availability())
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} exists and is not a folder")
+    spec = card.preprocess
+    calib_x, data_sha = None, None
+    if any(t in build for t in CALIBRATED):
+        if calib is None:
+            raise ValueError("INT8 targets need calibration images: pass --calib FOLDER (or drop the int8 targets)")
+        crops, _ = load_crops(calib, spec, options.calib_images, options.detector, options.min_calib_faces,
+                              options.progress)
+        calib_x, data_sha = to_input(crops, spec), crops_sha256(crops, spec)
+    faces = load_eval_faces(card, eval_data, options) if eval_data else None
+    if faces is not None:
+        sample = to_input(faces.crops[:8], spec)
+    elif calib_x is not None:
+        sample = calib_x[:8]
+    else:  # no faces given: the graph checks run on a fixed pseudo-random batch
+        sample = np.random.default_rng(0).standard_normal((4, 3, spec.input_size, spec.input_size)).astype(np.float32)
+
+    manifest = new_manifest(card, Path(checkpoint).resolve(), sha256_file(checkpoint))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    try:
+        notes = _build_all(model, card, build, work, sample, calib_x, data_sha, options, manifest)
+        for name, reason in skipped.items():
+            manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
+        write_manifest(work, manifest)
+        if faces is not None or calib_x is not None:
+            _measure_drift(checkpoint, card, manifest, work, faces, sample, options)
+        for name, note in notes.items():
+            manifest["artifacts"][name]["notes"] = note
+        write_manifest(work, manifest)
+        _swap_in(work, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _build_all(model, card: ModelCard, build: list[str], work: Path, sample: np.ndarray, calib_x, data_sha,
+               options: ConvertOptions, manifest: dict) -> dict:
+    """Build each target into ``work``; a failing target is recorded (and its dependants fail with it)."""
+    from tqdm import tqdm
+
+    cache = Path(options.cache_dir or default_cache_dir())
+    notes: dict[str, dict] = {}
+    for name in tqdm(build, desc="convert", unit="target", disable=not options.progress):
+        spec = TARGETS[name]
+        source = SOURCE.get(name)
+        build_device = host_facts()
+        if source and manifest["artifacts"][source]["status"] != "ok":
+            manifest["artifacts"][name] = artifact_entry(name, card, work, status="failed",
+                                                         reason=f"its source {source} failed to build")
+            continue
+        try:
+            notes[name] = _build_one(name, model, card, work, sample, calib_x, data_sha, options, cache)
+            if spec.format == "tensorrt":
+                build_device = notes[name]
+        except (RuntimeError, ValueError, OSError) as e:
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            manifest["artifacts"][name] = artifact_entry(name, card, work, status="failed", reason=message,
+                                                         tools=tool_versions(spec.format))
+            continue
+        manifest["artifacts"][name] = artifact_entry(name, card, work, tools=tool_versions(spec.format),
+                                                     build_device=build_device)
+    return notes
+
+
+def _build_one(name: str, model, card: ModelCard, work: Path, sample: np.ndarray, calib_x, data_sha,
+               options: ConvertOptions, cache: Path) -> dict:
+    """Build one target's file in ``work``; returns notes for the manifest."""
+    from edgeface.convert import onnx_export, openvino_ir, precision, tensorrt_build
+
+    out = work / TARGETS[name].file
+    src = work / TARGETS[SOURCE[name]].file if name in SOURCE else None
+    if name == "onnx":
+        return onnx_export.export_onnx(model, card, out, sample, options.opset, options.simplify)
+    if name == "onnx-fp16":
+        return precision.convert_fp16(src, out, sample)
+    if name == "onnx-int8":
+        return precision.quantize_int8(src, out, calib_x, data_sha, options.calib_method, cache / "calibration")
+    if name in ("openvino", "openvino-fp16"):
+        return openvino_ir.convert_ir(src, out, card, fp16=name == "openvino-fp16")
+    if name == "openvino-int8":
+        return openvino_ir.quantize_ir(src, out, card, calib_x, options.calib_method)
+    return tensorrt_build.build_engine(src, out, card.preprocess.input_size,
+                                       tensorrt_build.BatchProfile.parse(options.batch_profile),
+                                       options.workspace_mib, cache / "tensorrt-timing.cache", options.dla_core)
+
+
+def _measure_drift(checkpoint, card: ModelCard, manifest: dict, work: Path, faces, sample: np.ndarray,
+                   options: ConvertOptions) -> None:
+    """Fill each built artifact's drift: eval metrics vs PyTorch (same eval code) and max |output diff|."""
+    from edgeface.runtime.base import open_runner
+    from edgeface.train.evaluate import evaluate_runner
+
+    def run(path):
+        with open_runner(path, threads=options.threads) as runner:
+            if faces is None:
+                return None, runner.infer(sample)
+            return evaluate_runner(runner, faces.crops, faces.targets)
+
+    reference, ref_out = run(checkpoint)
+    for entry in manifest["artifacts"].values():
+        if entry["status"] != "ok":
+            continue
+        metrics, outputs = run(work / entry["file"])
+        drift = {"compared_on": f"{len(faces)} eval faces" if faces is not None else f"{len(sample)} calibration faces",
+                 "max_abs_diff": {k: float(np.max(np.abs(outputs[k] - ref_out[k]))) for k in ref_out}}
+        if metrics is not None:
+            gate = gate_check(card, entry["precision"], metrics, reference, options.gates)
+            drift.update(metrics=_summary(metrics), reference=_summary(reference), gate=gate)
+            if not gate["passed"]:
+                breach = (f"drift gate: {gate['metric']} {gate['value']:.4f} vs PyTorch {gate['reference']:.4f} "
+                          f"(|delta| {abs(gate['delta']):.3f} > {gate['limit']} {gate['units']})")
+                if options.allow_drift:
+                    drift["allowed_breach"] = breach
+                else:
+                    entry["status"], entry["reason"] = "failed", breach
+        entry["drift"] = drift
+    manifest["reference"] = {"backend": "torch", "metrics": _summary(reference)} if reference else None
+
+
+def _swap_in(work: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``work`` with two renames; the old folder is removed only afterwards."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        os.replace(out_dir, old)
+    os.replace(work, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def failed_targets(manifest: dict) -> list[str]:
+    return [n for n, e in manifest["artifacts"].items() if e["status"] == "failed"]

@@ -1,0 +1,187 @@
+"""Strongly typed TensorRT engines from the FP16 / INT8 Q/DQ ONNX graphs, built in a child process.
+
+The precision comes from the graph itself (strongly typed network: TensorRT 11 always, TensorRT 10 with
+the STRONGLY_TYPED flag), so an engine computes exactly what the ONNX Runtime / OpenVINO artifacts of the
+same graph compute. The build runs in a spawned child: an out-of-memory kill on a Jetson ends the child,
+not the CLI. The output is the plain serialized plan that trtexec, DeepStream and Triton load.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeface.card import INPUT_NAME
+from edgeface.fileio import atomic_path
+
+TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+L4T_TO_JETPACK = {"36.4": "6.1/6.2", "36.3": "6.0", "35.6": "5.1.4", "35.5": "5.1.3", "35.4": "5.1.2", "35.3": "5.1.1",
+                  "35.2": "5.1", "35.1": "5.0.2", "32.7": "4.6.x"}
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """The one optimisation profile: batch sizes min <= opt <= max over a fixed square input."""
+
+    min: int = 1
+    opt: int = 1
+    max: int = 16
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise ValueError(f"batch profile needs 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
+
+    @classmethod
+    def parse(cls, text: str) -> BatchProfile:
+        """``"1,4,16"`` (min,opt,max) or ``"8"`` (1, 8, 8)."""
+        try:
+            values = [int(v) for v in text.split(",")]
+        except ValueError as e:
+            raise ValueError(f"batch profile must be MIN,OPT,MAX or MAX, got {text!r}") from e
+        if len(values) == 1:
+            return cls(1, values[0], values[0])
+        if len(values) != 3:
+            raise ValueError(f"batch profile must be MIN,OPT,MAX or MAX, got {text!r}")
+        return cls(*values)
+
+    def shapes(self, size: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(min, opt, max) NCHW input shapes for ``IOptimizationProfile.set_shape``."""
+        return tuple((b, 3, size, size) for b in (self.min, self.opt, self.max))  # type: ignore[return-value]
+
+
+def parse_l4t(text: str) -> dict:
+    """``# R35 (release), REVISION: 4.1, ...`` -> {"l4t": "35.4.1", "jetpack": "5.1.2"}."""
+    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
+    if not m:
+        return {}
+    l4t = f"{m.group(1)}.{m.group(2)}"
+    jetpack = L4T_TO_JETPACK.get(".".join(l4t.split(".")[:2]))
+    return {"l4t": l4t, **({"jetpack": jetpack} if jetpack else {})}
+
+
+def jetson_facts() -> dict:
+    return parse_l4t(TEGRA_RELEASE.read_text()) if TEGRA_RELEASE.is_file() else {}
+
+
+def tensorrt_unavailable() -> str | None:
+    """Why TensorRT engines cannot be built or run here, or None when they can."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "TensorRT Python bindings not installed (pip install 'edgeface[tensorrt]' on an NVIDIA machine)"
+    except OSError as e:  # the bindings are present but libnvinfer is not
+        return f"TensorRT libraries not loadable: {str(e).splitlines()[0]}"
+    gpu = gpu_facts()
+    if "error" in gpu:
+        return f"no usable NVIDIA GPU: {gpu['error']}"
+    return None
+
+
+def gpu_facts() -> dict:
+    """{"gpu": name, "compute_capability": "8.7"} of device 0 via pycuda, or {"error": why}."""
+    try:
+        import pycuda.driver as cuda
+    except ImportError:
+        return {"error": "pycuda not installed (pip install 'edgeface[tensorrt]')"}
+    try:
+        cuda.init()
+        if cuda.Device.count() == 0:
+            return {"error": "CUDA reports no device"}
+        device = cuda.Device(0)
+    except Exception as e:  # pycuda.driver.Error when the driver or device is missing
+        return {"error": str(e).splitlines()[0]}
+    major, minor = device.compute_capability()
+    return {"gpu": device.name(), "compute_capability": f"{major}.{minor}"}
+
+
+def check_dla(dla_core: int | None, trt_version: str, jetson: dict) -> None:
+    """DLA exists on Jetson (Xavier / Orin) and TensorRT 10 is the last release with DLA support."""
+    if dla_core is None:
+        return
+    if not jetson:
+        raise ValueError("DLA needs an NVIDIA Jetson (no /etc/nv_tegra_release here)")
+    if int(trt_version.split(".")[0]) != 10:
+        raise ValueError(f"DLA needs TensorRT 10 on Jetson; this is TensorRT {trt_version}")
+    if dla_core < 0:
+        raise ValueError(f"DLA core must be 0 or 1, got {dla_core}")
+
+
+def network_flags(trt, version: str) -> int:
+    """Creation flags for a strongly typed network: TensorRT 11 networks always are; 10 needs the flag."""
+    if int(version.split(".")[0]) >= 11:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+
+
+def _build_worker(onnx_path: str, engine_path: str, shapes: tuple, workspace_mib: int, timing_cache: str | None,
+                  dla_core: int | None, errors) -> None:
+    """Child process: parse, build, serialize. Errors go back through ``errors`` (a Queue)."""
+    try:
+        import tensorrt as trt
+
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        network = builder.create_network(network_flags(trt, trt.__version__))
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(onnx_path):
+            messages = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            raise RuntimeError(f"ONNX parser: {'; '.join(messages) or 'unknown error'}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
+        profile = builder.create_optimization_profile()
+        profile.set_shape(INPUT_NAME, *shapes)
+        config.add_optimization_profile(profile)
+        cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
+        cache = config.create_timing_cache(cache_bytes)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+        if dla_core is not None:
+            config.default_device_type = trt.DeviceType.DLA
+            config.DLA_core = dla_core
+            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise RuntimeError("builder returned no engine (see the TensorRT log above)")
+        with atomic_path(engine_path) as tmp:
+            tmp.write_bytes(bytes(plan))
+        if timing_cache:
+            with atomic_path(timing_cache) as tmp:
+                tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+    except Exception as e:  # any failure is reported to the parent as one line
+        errors.put(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+        raise SystemExit(1) from e
+
+
+def build_engine(onnx_path: str | Path, engine_path: str | Path, input_size: int, profile: BatchProfile,
+                 workspace_mib: int = 1024, timing_cache: str | Path | None = None,
+                 dla_core: int | None = None, timeout_s: float = 3600) -> dict:
+    """Build ``engine_path`` from a Q/DQ or FP16 ONNX graph; returns the build facts for the manifest."""
+    reason = tensorrt_unavailable()
+    if reason:
+        raise RuntimeError(reason)
+    import tensorrt as trt
+
+    jetson = jetson_facts()
+    check_dla(dla_core, trt.__version__, jetson)
+    context = multiprocessing.get_context("spawn")
+    errors = context.Queue()
+    child = context.Process(target=_build_worker, args=(
+        str(onnx_path), str(engine_path), profile.shapes(input_size), workspace_mib,
+        str(timing_cache) if timing_cache else None, dla_core, errors))
+    child.start()
+    child.join(timeout_s)
+    if child.is_alive():
+        child.terminate()
+        child.join()
+        raise RuntimeError(f"TensorRT build exceeded {timeout_s:.0f} s")
+    if child.exitcode != 0:
+        why = errors.get() if not errors.empty() else (
+            f"killed by signal {-child.exitcode} (out of memory?)" if child.exitcode < 0 else f"exit {child.exitcode}")
+        raise RuntimeError(f"TensorRT build failed: {why}")
+    return {
+        "tensorrt": trt.__version__, **gpu_facts(), **jetson,
+        "profile": {"min": profile.min, "opt": profile.opt, "max": profile.max},
+        "workspace_mib": workspace_mib, "dla_core": dla_core, "strongly_typed": True,
+    }
+

@@ -1,0 +1,94 @@
+"""``edgeface run SOURCE``: detect, track and predict on a video file, camera, stream or GStreamer pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="video file, camera index (0), rtsp:// or http:// URL, or a GStreamer "
+                                       "pipeline string ending in appsink (needs an OpenCV built with GStreamer)")
+    parser.add_argument("--models", required=True, nargs="+",
+                        help="checkpoints (.pt), model files, convert folders, or a folder holding several")
+    parser.add_argument("--detector", required=True, help="YuNet ONNX file (e.g. face_detection_yunet_2023mar.onnx "
+                                                          "from the OpenCV model zoo; edgeface ships no weights)")
+    parser.add_argument("--out", help="annotated video to write (.mp4 / .avi), written atomically")
+    parser.add_argument("--jsonl", help="JSON lines file: one object per frame with its faces")
+    parser.add_argument("--show", action="store_true", help="show the annotated video in a window (q quits)")
+    parser.add_argument("--detect-every", type=int, default=1, metavar="N",
+                        help="run the detector every N frames, following faces by optical flow in between")
+    parser.add_argument("--backend", help="runner backend override (torch, onnxruntime, openvino, tensorrt)")
+    parser.add_argument("--target", help="convert-folder artifact to use (onnx, onnx-int8, openvino-int8, ...)")
+    parser.add_argument("--device", help="runner device (cpu, cuda, GPU, AUTO ...)")
+    parser.add_argument("--threads", type=int, help="inference threads per model")
+    parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument("--min-face", type=int, default=24, help="smallest face side in pixels")
+    parser.add_argument("--score-threshold", type=float, default=0.6, help="detector score threshold")
+    parser.add_argument("--flip", action="store_true", help="average with the mirrored face (doubles model cost)")
+    parser.add_argument("--window", type=int, default=15, help="frames fused per track")
+    parser.add_argument("--max-reconnects", type=int, default=5, help="reconnect attempts for a dropped stream")
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeface.runtime.predictor import Predictor
+    from edgeface.runtime.tracker import IoUTracker
+    from edgeface.runtime.video import (
+        AnnotatedVideoWriter,
+        JsonlWriter,
+        VideoPipeline,
+        VideoSource,
+        draw_results,
+        frame_record,
+    )
+
+    if args.detect_every < 1:
+        raise ValueError("--detect-every must be at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError("--max-frames must be at least 1")
+    predictor = Predictor(args.models, args.detector, backend=args.backend, threads=args.threads,
+                          min_face=args.min_face, score_threshold=args.score_threshold, flip=args.flip,
+                          target=args.target, device=args.device)
+    with predictor:
+        source = VideoSource(args.source, max_reconnects=args.max_reconnects)
+        video = AnnotatedVideoWriter(args.out, source.fps) if args.out else None
+        jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
+        show = args.show
+
+        def on_frame(index, frame, results) -> bool:
+            nonlocal show
+            if jsonl is not None:
+                jsonl.write(frame_record(index, source.fps, results))
+            if video is not None or show:
+                draw_results(frame, results)
+            if video is not None:
+                video.write(frame)
+            if show:
+                import cv2
+
+                cv2.imshow("edgeface", frame)
+                if cv2.waitKey(1) & 0xFF == ord("q"):
+                    return False
+            return True
+
+        pipeline = VideoPipeline(source, predictor, IoUTracker(predictor.cards, window=args.window),
+                                 detect_every=args.detect_every, max_frames=args.max_frames)
+        committed = False
+        try:
+            stats = pipeline.run(on_frame)
+            committed = True
+        finally:
+            for sink in (video, jsonl):
+                if sink is not None:
+                    sink.close(commit=committed)
+    models = ", ".join(f"{m.card.model}/{m.card.task} ({m.runner.backend})" for m in predictor.models)
+    print(f"models: {models}; detection every {args.detect_every} frame(s)")
+    print(stats.report())
+    if video is not None:
+        print(f"wrote {video.path} ({video.frames} frames)" if video.frames else "no frames: no video written")
+    if jsonl is not None:
+        print(f"wrote {jsonl.path} ({jsonl.lines} lines)")
+    if stats.frames == 0:
+        print("edgeface run: error: the source gave no decodable frame", file=sys.stderr)
+        return 1
+    return 130 if stats.interrupted else 0

@@ -1,0 +1,111 @@
+"""IoU tracking with stable ids and temporal fusion of the predicted label distributions.
+
+Per track the last ``window`` label distributions are averaged and the fused distribution is decoded
+with ``edgeface.labels`` (expectation + std), so a person's age stays steady instead of jittering
+frame to frame; attribute probabilities are averaged the same way and re-thresholded with the card.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeface.card import ModelCard
+from edgeface.decode import decision_matrix
+from edgeface.labels import distribution_std, expectation
+from edgeface.runtime.predictor import FaceResult
+
+
+def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection-over-union of x, y, w, h boxes (shapes (A, 4), (B, 4) -> (A, B))."""
+    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
+    ax2, ay2, bx2, by2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: np.ndarray
+    hits: int = 1
+    missed: int = 0
+    probs: dict[str, deque] = field(default_factory=dict)
+    attr_probs: deque | None = None
+
+
+class IoUTracker:
+    """Greedy IoU matching of each frame's faces to live tracks; a track dies after ``max_missed`` frames unseen."""
+
+    def __init__(self, cards: list[ModelCard], iou_threshold: float = 0.3, max_missed: int = 10, window: int = 15):
+        if window < 1:
+            raise ValueError("window must be at least 1 frame")
+        self.cards = {c.task: c for c in cards}
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self.window = window
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def update(self, faces: list[FaceResult]) -> list[FaceResult]:
+        """Give each face a track id and replace its values by the track's fused ones (in place; returned)."""
+        matches = self._match(faces)
+        seen: set[int] = set()
+        for i, face in enumerate(faces):
+            track = matches.get(i)
+            if track is None:
+                track = Track(self._next_id, face.box.copy())
+                self._next_id += 1
+                self.tracks.append(track)
+            else:
+                track.box, track.hits, track.missed = face.box.copy(), track.hits + 1, 0
+            seen.add(track.track_id)
+            self._fuse(track, face)
+        for track in self.tracks:
+            if track.track_id not in seen:
+                track.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        return faces
+
+    def _match(self, faces: list[FaceResult]) -> dict[int, Track]:
+        if not faces or not self.tracks:
+            return {}
+        iou = iou_matrix(np.stack([f.box for f in faces]), np.stack([t.box for t in self.tracks]))
+        matches: dict[int, Track] = {}
+        used: set[int] = set()
+        for flat in np.argsort(-iou, axis=None):
+            i, j = np.unravel_index(flat, iou.shape)
+            if iou[i, j] < self.iou_threshold:
+                break
+            if i in matches or j in used:
+                continue
+            matches[int(i)] = self.tracks[j]
+            used.add(int(j))
+        return matches
+
+    def _fuse(self, track: Track, face: FaceResult) -> None:
+        face.track_id = track.track_id
+        for task, probs in face.probs.items():
+            history = track.probs.setdefault(task, deque(maxlen=self.window))
+            history.append(probs)
+            fused = np.mean(np.stack(history), axis=0)
+            space = self.cards[task].label_space
+            setattr(face, task, float(expectation(fused, space)))
+            setattr(face, f"{task}_std", float(distribution_std(fused, space)))
+            face.fused_frames = len(history)
+        if face.attr_probs is not None:
+            if track.attr_probs is None:
+                track.attr_probs = deque(maxlen=self.window)
+            track.attr_probs.append(face.attr_probs)
+            fused = np.mean(np.stack(track.attr_probs), axis=0)
+            card = self.cards["attributes"]
+            face.attributes = {n: float(p) for n, p in zip(card.attributes or [], fused, strict=True)}
+            face.decisions = {n: bool(d) for n, d in zip(card.attributes or [], decision_matrix(card, fused[None])[0],
+                                                         strict=True)}
+            face.fused_frames = max(face.fused_frames, len(track.attr_probs))

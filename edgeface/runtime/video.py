@@ -1,0 +1,486 @@
+"""Video pipelines: sources that survive bad frames and dropped streams, threaded decode / detect / infer,
+and outputs that are whole or absent.
+
+Stages run in their own threads joined by bounded queues, so decoding frame t+2, detecting faces in t+1
+and running the models on t overlap; a slow stage applies back-pressure instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeface.detector import Face
+from edgeface.runtime.predictor import FaceResult, Predictor
+from edgeface.runtime.tracker import IoUTracker
+
+STAGES = ("decode", "detect", "infer", "write")
+_END = object()  # end-of-stream marker passed down the queues
+
+
+def gstreamer_available() -> bool:
+    """Whether this OpenCV build can open GStreamer pipeline strings."""
+    match = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
+    return bool(match and match.group(1).upper().startswith("YES"))
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What a SOURCE argument names: kind is camera, url, gstreamer or file."""
+
+    kind: str
+    target: str | int
+
+    @property
+    def live(self) -> bool:
+        """Live sources are reopened when they drop; files end."""
+        return self.kind in ("camera", "url", "gstreamer")
+
+
+def parse_source(source: str | int) -> SourceSpec:
+    """Camera index, RTSP/HTTP URL, GStreamer pipeline (``a ! b ! appsink``) or a video file that must exist."""
+    text = str(source).strip()
+    if re.fullmatch(r"\d+", text):
+        return SourceSpec("camera", int(text))
+    if "!" in text:
+        if not gstreamer_available():
+            raise ValueError("this OpenCV build has no GStreamer support (cv2.getBuildInformation() says "
+                             "'GStreamer: NO'); install an OpenCV built with GStreamer, or pass a file, camera or URL")
+        return SourceSpec("gstreamer", text)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        return SourceSpec("url", text)
+    if not Path(text).is_file():
+        raise FileNotFoundError(f"video source not found: {text}")
+    return SourceSpec("file", text)
+
+
+def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
+    if spec.kind == "gstreamer":
+        return cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
+    if spec.kind == "camera":
+        return cv2.VideoCapture(spec.target)
+    return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG)
+
+
+class VideoSource:
+    """Frames from a capture, skipping (and counting) corrupt or empty ones.
+
+    Live sources that drop are reopened with exponential backoff (``backoff_s`` doubling up to 8 s) at
+    most ``max_reconnects`` times in a row; a file ends at its end, or restarts when ``loop`` is set.
+    ``opener`` builds the capture (``cv2.VideoCapture`` by default; tests pass a scripted one).
+    """
+
+    MAX_CONSECUTIVE_BAD = 50
+
+    def __init__(self, source: str | int | SourceSpec, max_reconnects: int = 5, backoff_s: float = 0.5,
+                 loop: bool = False, opener: Callable[[SourceSpec], cv2.VideoCapture] = open_capture):
+        self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
+        self.max_reconnects = max_reconnects
+        self.backoff_s = backoff_s
+        self.loop = loop
+        self._opener = opener
+        self.bad_frames = 0
+        self.reconnects = 0
+        self._attempts = 0  # reconnect attempts since the last good frame
+        self._good_since_open = False
+        self._capture = self._open()
+        if self._capture is None:
+            raise ValueError(f"cannot open video source {self.spec.target}")
+        fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
+
+    def _open(self) -> cv2.VideoCapture | None:
+        capture = self._opener(self.spec)
+        if capture is None or not capture.isOpened():
+            return None
+        return capture
+
+    def frames(self, stop: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """Good BGR frames until the source ends, gives up reconnecting, or ``stop`` is set."""
+        failures = 0
+        while stop is None or not stop.is_set():
+            ok, frame = self._capture.read() if self._capture is not None else (False, None)
+            if ok and frame is not None and frame.size > 0:
+                if frame.ndim == 2:
+                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+                if frame.ndim == 3 and frame.shape[2] == 3:
+                    failures = 0
+                    self._attempts, self._good_since_open = 0, True
+                    yield frame
+                    continue
+            if ok or self._mid_file():  # a frame came back unusable, or a file failed before its end
+                self.bad_frames += 1
+                failures += 1
+                if failures < self.MAX_CONSECUTIVE_BAD:
+                    continue
+            if not self._restart(stop):
+                return
+            failures = 0
+
+    def _mid_file(self) -> bool:
+        if self.spec.kind != "file" or self._capture is None:
+            return False
+        total = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        return 0 < self._capture.get(cv2.CAP_PROP_POS_FRAMES) < total - 1
+
+    def _restart(self, stop: threading.Event | None) -> bool:
+        """Reopen after the stream ended or dropped; False when the source is finished."""
+        if self.spec.kind == "file" and not (self.loop and self._good_since_open):
+            return False
+        self.release()
+        while self._attempts < (self.max_reconnects if self.spec.live else 1):
+            self._attempts += int(self.spec.live)
+            if self.spec.live:
+                delay = min(self.backoff_s * 2 ** (self._attempts - 1), 8.0)
+                if stop is not None and stop.wait(delay):
+                    return False
+                if stop is None:
+                    time.sleep(delay)
+            self._capture = self._open()
+            if self._capture is not None:
+                self.reconnects += int(self.spec.live)
+                self._good_since_open = False
+                return True
+            if not self.spec.live:
+                return False
+        return False
+
+    def release(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+def _fourcc_for(path: Path) -> int:
+    return cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+
+
+class AnnotatedVideoWriter:
+    """Writes frames to a temporary file beside ``path`` and renames it on :meth:`close` (commit=True)."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.path = Path(path)
+        if self.path.suffix.lower() not in (".mp4", ".avi", ".mov", ".mkv"):
+            raise ValueError(f"output video must end in .mp4, .avi, .mov or .mkv: {self.path}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial{self.path.suffix}")
+        self.fps = fps
+        self.frames = 0
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._writer is None:
+            h, w = frame.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.tmp), _fourcc_for(self.path), self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise RuntimeError(f"cannot open a video writer for {self.path}")
+            self._size = (w, h)
+        if (frame.shape[1], frame.shape[0]) != self._size:
+            frame = cv2.resize(frame, self._size)
+        self._writer.write(frame)
+        self.frames += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            if commit and self.frames:
+                os.replace(self.tmp, self.path)
+        self.tmp.unlink(missing_ok=True)
+
+
+class JsonlWriter:
+    """One JSON object per frame, to a temporary file renamed on :meth:`close` (commit=True)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        self._file = open(self.tmp, "w")  # noqa: SIM115 -- closed in close()
+        self.lines = 0
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self.lines += 1
+
+    def close(self, commit: bool = True) -> None:
+        if not self._file.closed:
+            self._file.close()
+            if commit:
+                os.replace(self.tmp, self.path)
+        self.tmp.unlink(missing_ok=True)
+
+
+def draw_results(frame: np.ndarray, results: list[FaceResult]) -> np.ndarray:
+    """The frame with a box, the track id and the decoded values drawn for each face (drawn in place)."""
+    for r in results:
+        x, y, w, h = (int(round(v)) for v in r.box)
+        cv2.rectangle(frame, (x, y), (x + w, y + h), (0, 220, 0), 2)
+        for px, py in r.landmarks:
+            cv2.circle(frame, (int(px), int(py)), 2, (0, 200, 255), -1)
+        parts = [f"#{r.track_id}"] if r.track_id is not None else []
+        if r.age is not None:
+            parts.append(f"age {r.age:.0f}+-{r.age_std:.0f}")
+        if r.attractiveness is not None:
+            parts.append(f"attr {r.attractiveness:.1f}")
+        if r.decisions:
+            parts += [n for n in ("Male", "Smiling", "Eyeglasses") if r.decisions.get(n)]
+        cv2.putText(frame, " ".join(parts), (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 220, 0), 1,
+                    cv2.LINE_AA)
+    return frame
+
+
+class FaceFollower:
+    """Moves the last detected faces to the current frame with Lucas-Kanade optical flow on their 5 landmarks,
+    so detection can run every N frames while alignment still follows the faces in between."""
+
+    def __init__(self) -> None:
+        self._gray: np.ndarray | None = None
+        self._faces: list[Face] = []
+
+    def reset(self, frame: np.ndarray, faces: list[Face]) -> None:
+        self._gray, self._faces = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), faces
+
+    def follow(self, frame: np.ndarray) -> list[Face]:
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        if self._gray is None or not self._faces or self._gray.shape != gray.shape:
+            self._gray, self._faces = gray, []
+            return []
+        points = np.concatenate([f.landmarks for f in self._faces]).astype(np.float32).reshape(-1, 1, 2)
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(self._gray, gray, points, None, winSize=(21, 21), maxLevel=3)
+        moved, status = moved.reshape(-1, 5, 2), status.reshape(-1, 5).astype(bool)
+        followed = []
+        for face, new_points, ok in zip(self._faces, moved, status, strict=True):
+            if ok.sum() < 4:  # the face was lost (occluded, left the frame)
+                continue
+            shift = np.median(new_points[ok] - face.landmarks[ok], axis=0)
+            landmarks = np.where(ok[:, None], new_points, face.landmarks + shift).astype(np.float32)
+            box = face.box.copy()
+            box[:2] += shift
+            followed.append(Face(box=box, landmarks=landmarks, score=face.score))
+        self._gray, self._faces = gray, followed
+        return followed
+
+
+@dataclass
+class RunStats:
+    """Counts and per-stage latencies (seconds per frame) of one pipeline run."""
+
+    frames: int = 0
+    faces: int = 0
+    bad_frames: int = 0
+    dropped_frames: int = 0  # live sources only: frames dropped because the pipeline was behind
+    reconnects: int = 0
+    wall_s: float = 0.0
+    interrupted: bool = False
+    stage_s: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    latency_s: list[float] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    def summary(self) -> dict:
+        def ms(values: list[float]) -> dict:
+            if not values:
+                return {"mean_ms": None, "p50_ms": None, "p95_ms": None}
+            a = np.asarray(values) * 1000
+            return {"mean_ms": round(float(a.mean()), 2), "p50_ms": round(float(np.percentile(a, 50)), 2),
+                    "p95_ms": round(float(np.percentile(a, 95)), 2)}
+
+        return {"frames": self.frames, "faces": self.faces, "bad_frames": self.bad_frames,
+                "dropped_frames": self.dropped_frames, "reconnects": self.reconnects,
+                "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
+                "interrupted": self.interrupted, "stages": {s: ms(v) for s, v in self.stage_s.items()},
+                "latency": ms(self.latency_s)}
+
+    def report(self) -> str:
+        s = self.summary()
+        lines = [f"{s['frames']} frames, {s['faces']} faces, {s['bad_frames']} bad frames skipped, "
+                 f"{s['dropped_frames']} dropped (behind a live source), {s['reconnects']} reconnects "
+                 f"in {s['wall_s']:.1f} s: {s['fps']:.1f} FPS"
+                 + (" (interrupted)" if s["interrupted"] else "")]
+        for name, v in [*s["stages"].items(), ("end-to-end", s["latency"])]:
+            if v["mean_ms"] is not None:
+                lines.append(f"  {name:<10} mean {v['mean_ms']:7.2f} ms  p50 {v['p50_ms']:7.2f}  "
+                             f"p95 {v['p95_ms']:7.2f}")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Item:
+    index: int
+    frame: np.ndarray
+    t0: float
+    faces: list[Face] = field(default_factory=list)
+    results: list[FaceResult] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def stop_on_sigint(stop: threading.Event, stats: RunStats) -> Iterator[None]:
+    """First Ctrl-C: stop reading and let the frames in flight finish (outputs stay valid); second: raise."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        stats.interrupted = True
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class VideoPipeline:
+    """decode -> detect (every N frames, optical-flow following in between) -> infer + track -> sinks.
+
+    ``on_frame(index, frame, results)`` runs in the calling thread for each frame in order (writers,
+    windows); returning False stops the run.
+    """
+
+    def __init__(self, source: VideoSource, predictor: Predictor, tracker: IoUTracker | None = None,
+                 detect_every: int = 1, max_frames: int | None = None, queue_size: int = 2):
+        if detect_every < 1:
+            raise ValueError("detect_every must be at least 1")
+        self.source, self.predictor, self.tracker = source, predictor, tracker
+        self.detect_every, self.max_frames, self.queue_size = detect_every, max_frames, queue_size
+        self.stop = threading.Event()  # stop reading; frames in flight still finish
+        self._abort = threading.Event()  # a stage failed: everyone leaves now
+        self._errors: list[BaseException] = []
+
+    def _put(self, q: queue.Queue, item: object) -> bool:
+        while not self._abort.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue) -> object:
+        while not self._abort.is_set():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return _END
+
+    def _stage(self, work: Callable[[queue.Queue], None], out: queue.Queue) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work(out)
+            except BaseException as e:  # surfaced in the calling thread by run()
+                self._errors.append(e)
+                self._abort.set()
+            finally:
+                self._put(out, _END)
+        return run
+
+    def _decode(self, out: queue.Queue, stats: RunStats) -> None:
+        frames = self.source.frames(self.stop)
+        index = 0
+        while self.max_frames is None or index < self.max_frames:
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                break
+            stats.stage_s["decode"].append(time.perf_counter() - t0)
+            item = _Item(index, frame, t0)
+            index += 1
+            if self.source.spec.live:  # real time: drop the oldest waiting frame rather than fall behind
+                while True:
+                    try:
+                        out.put_nowait(item)
+                        break
+                    except queue.Full:
+                        with contextlib.suppress(queue.Empty):
+                            out.get_nowait()
+                            stats.dropped_frames += 1
+            elif not self._put(out, item):
+                break
+
+    def _detect(self, inbox: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
+        follower = FaceFollower() if self.detect_every > 1 else None
+        while (item := self._get(inbox)) is not _END:
+            t = time.perf_counter()
+            if follower is None or item.index % self.detect_every == 0:
+                item.faces = self.predictor.detect(item.frame)
+                if follower is not None:
+                    follower.reset(item.frame, item.faces)
+            else:
+                item.faces = follower.follow(item.frame)
+            stats.stage_s["detect"].append(time.perf_counter() - t)
+            if not self._put(out, item):
+                return
+
+    def _infer(self, inbox: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
+        while (item := self._get(inbox)) is not _END:
+            t = time.perf_counter()
+            item.results = self.predictor.infer(item.frame, item.faces)
+            if self.tracker is not None:
+                self.tracker.update(item.results)
+            stats.stage_s["infer"].append(time.perf_counter() - t)
+            if not self._put(out, item):
+                return
+
+    def run(self, on_frame: Callable[[int, np.ndarray, list[FaceResult]], bool | None],
+            handle_sigint: bool = True) -> RunStats:
+        """Run to the end of the source (or ``max_frames``, a stop, Ctrl-C); re-raises a failed stage's error."""
+        stats = RunStats()
+        q_frames, q_faces, q_done = (queue.Queue(self.queue_size) for _ in range(3))
+        threads = [
+            threading.Thread(target=self._stage(lambda o: self._decode(o, stats), q_frames), name="decode"),
+            threading.Thread(target=self._stage(lambda o: self._detect(q_frames, o, stats), q_faces), name="detect"),
+            threading.Thread(target=self._stage(lambda o: self._infer(q_faces, o, stats), q_done), name="infer"),
+        ]
+        start = time.perf_counter()
+        guard = stop_on_sigint(self.stop, stats) if handle_sigint else contextlib.nullcontext()
+        try:
+            with guard:
+                for thread in threads:
+                    thread.daemon = True
+                    thread.start()
+                while (item := self._get(q_done)) is not _END:
+                    t = time.perf_counter()
+                    keep_going = on_frame(item.index, item.frame, item.results)
+                    now = time.perf_counter()
+                    stats.stage_s["write"].append(now - t)
+                    stats.latency_s.append(now - item.t0)
+                    stats.frames += 1
+                    stats.faces += len(item.results)
+                    if keep_going is False:
+                        self.stop.set()
+        except BaseException:
+            self._abort.set()
+            raise
+        finally:
+            self.stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+            stats.wall_s = time.perf_counter() - start
+            stats.bad_frames, stats.reconnects = self.source.bad_frames, self.source.reconnects
+            self.source.release()
+        if self._errors:
+            raise self._errors[0]
+        return stats
+
+
+def frame_record(index: int, fps: float, results: list[FaceResult]) -> dict:
+    """The JSON-lines object of one frame."""
+    return {"frame": index, "time_s": round(index / fps, 3), "faces": [r.to_dict() for r in results]}

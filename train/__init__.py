@@ -1,0 +1,1 @@
+"""Training and evaluation (the ``train`` extra): data readers, tasks, the trainer, ``edgeface train`` / ``eval``."""

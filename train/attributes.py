@@ -1,0 +1,387 @@
+"""DMM-CNN training and evaluation: landmarks + multi-label attributes as one :class:`~edgeface.train.tasks.Task`.
+
+Exact formulas (A attributes, batch of N faces, landmarks in [0, 1] crop coordinates):
+
+* **Landmark error** of face i: ``nme_i = mean_k ||p_ik - t_ik||_2 / iod_i`` over the 5 points, with
+  ``iod_i = ||t_left_eye - t_right_eye||_2`` (inter-ocular distance of the target).
+* **Multi-task loss**: ``L = (1/A) * sum_a w_a * BCE_a + lambda_lm * sum_i m_i * nme_i / max(1, sum_i m_i)``,
+  where ``BCE_a`` is the batch-mean binary cross-entropy of attribute a, ``w_a`` its dynamic weight
+  (mean 1), and ``m_i`` is 1 when face i has landmark targets (0 masks it out).
+* **Dynamic weights** (the paper's idea of weighting each attribute by its learning progress; the update
+  is Dynamic Weight Average, Liu et al. 2019, applied per attribute): with ``L_a(t)`` the epoch-mean
+  training ``BCE_a`` of epoch t and ``L_a(0)`` the BCE of the very first training batch (the untrained
+  network), the progress ratio ``r_a = L_a(t) / L_a(t-1)`` and ``w_a(t+1) = A * exp(r_a / T) / sum_b exp(r_b / T)``.
+  Attributes whose loss stalls (r near or above 1) get more weight than those still falling fast; the
+  first epoch uses ``w_a = 1``. T = temperature (default 1).
+* **Adaptive thresholds**: per attribute, the threshold on the validation probabilities that maximises
+  balanced accuracy ``(TPR + TNR) / 2`` over the grid 0.01..0.99 (ties: the one nearest 0.5); an attribute
+  with a single class in the validation split keeps 0.5.
+
+Each of dynamic weights, adaptive thresholds and the landmark task can be switched off, so their effect
+can be measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_LANDMARKS, ModelCard
+from edgeface.preprocess import CANONICAL_LANDMARKS, PreprocessSpec
+from edgeface.train import celeba  # noqa: F401  (registers the celeba / attributes-csv readers)
+from edgeface.train.tasks import Task, register_task
+
+THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
+LEFT_EYE, RIGHT_EYE = 0, 1
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def landmark_nme(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(N,) per-face mean point error over the 5 points, divided by the target's inter-ocular distance."""
+    p = pred.float().reshape(-1, 5, 2)
+    t = target.float().reshape(-1, 5, 2)
+    iod = (t[:, LEFT_EYE] - t[:, RIGHT_EYE]).norm(dim=1).clamp_min(1e-6)
+    return (p - t).norm(dim=2).mean(dim=1) / iod
+
+
+def multitask_loss(attr_logits: torch.Tensor, attr_targets: torch.Tensor, weights: torch.Tensor,
+                   landmarks: torch.Tensor | None = None, landmark_targets: torch.Tensor | None = None,
+                   landmark_mask: torch.Tensor | None = None,
+                   landmark_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total loss, per-attribute batch BCE (A,), masked landmark NME) as in the module docstring."""
+    bce = F.binary_cross_entropy_with_logits(attr_logits.float(), attr_targets.float(), reduction="none").mean(0)
+    total = (weights * bce).mean()
+    lm = torch.zeros((), device=attr_logits.device)
+    if landmarks is not None and landmark_weight > 0:
+        mask = landmark_mask.float()
+        nme = landmark_nme(landmarks, landmark_targets)
+        lm = (nme * mask).sum() / mask.sum().clamp_min(1.0)
+        total = total + landmark_weight * lm
+    return total, bce, lm
+
+
+class DynamicAttributeWeights:
+    """Per-attribute loss weights from each attribute's learning progress (formula in the module docstring)."""
+
+    def __init__(self, num_attributes: int, temperature: float = 1.0, enabled: bool = True):
+        if temperature <= 0:
+            raise ValueError("temperature must be positive")
+        self.num_attributes = num_attributes
+        self.temperature = float(temperature)
+        self.enabled = enabled
+        self.weights = np.ones(num_attributes)
+        self.history: list[np.ndarray] = []  # L_a(0), then the epoch-mean BCE per attribute of each epoch
+
+    def start(self, initial_losses: np.ndarray) -> None:
+        """Record ``L_a(0)``, the untrained network's per-attribute loss (once, before any update)."""
+        if not self.history:
+            self.history.append(np.asarray(initial_losses, dtype=np.float64))
+
+    def update(self, epoch_losses: np.ndarray) -> np.ndarray:
+        """Record one epoch's mean per-attribute losses; returns the weights for the next epoch."""
+        self.history.append(np.asarray(epoch_losses, dtype=np.float64))
+        if self.enabled and len(self.history) >= 2:
+            ratio = self.history[-1] / np.maximum(self.history[-2], 1e-12)
+            z = np.exp((ratio - ratio.max()) / self.temperature)
+            self.weights = self.num_attributes * z / z.sum()
+        return self.weights
+
+    def state_dict(self) -> dict:
+        return {"weights": self.weights.tolist(), "history": [h.tolist() for h in self.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.weights = np.asarray(state["weights"], dtype=np.float64)
+        self.history = [np.asarray(h, dtype=np.float64) for h in state["history"]]
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def balanced_accuracy(decisions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(A,) mean of true-positive and true-negative rates; a class absent from ``labels`` counts as
+    its rate undefined, and the other rate alone is returned."""
+    decisions = np.asarray(decisions, dtype=bool)
+    labels = np.asarray(labels) > 0.5
+    pos, neg = labels.sum(0), (~labels).sum(0)
+    tpr = np.where(pos > 0, (decisions & labels).sum(0) / np.maximum(pos, 1), np.nan)
+    tnr = np.where(neg > 0, (~decisions & ~labels).sum(0) / np.maximum(neg, 1), np.nan)
+    return np.nanmean(np.stack([tpr, tnr]), axis=0)
+
+
+def fit_thresholds(probs: np.ndarray, labels: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+    """(A,) per-attribute thresholds maximising validation balanced accuracy (ties -> nearest 0.5)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels) > 0.5
+    thresholds = np.full(probs.shape[1], 0.5)
+    for a in range(probs.shape[1]):
+        if labels[:, a].all() or not labels[:, a].any():
+            continue
+        decisions = probs[:, a][:, None] >= grid[None, :]  # (N, G): one column per candidate threshold
+        scores = balanced_accuracy(decisions, np.broadcast_to(labels[:, a][:, None], decisions.shape))
+        best = np.flatnonzero(scores >= scores.max() - 1e-12)
+        thresholds[a] = grid[best[np.argmin(np.abs(grid[best] - 0.5))]]
+    return thresholds
+
+
+def attribute_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str], thresholds: np.ndarray | None = None,
+                      baseline_rate: np.ndarray | None = None) -> dict:
+    """Per-attribute accuracy and balanced accuracy with the given thresholds (0.5 when None), their means,
+    and the majority-class baseline (predict the more frequent class of ``baseline_rate``, the training
+    positive rate; the evaluated set's own rate when None)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels) > 0.5
+    if probs.shape != labels.shape or probs.shape[1] != len(names):
+        raise ValueError(f"predictions {probs.shape} do not match labels {labels.shape} / {len(names)} attributes")
+    if len(probs) == 0:
+        raise ValueError("no predictions to evaluate")
+    th = np.full(len(names), 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    decisions = probs >= th
+    acc = (decisions == labels).mean(0)
+    bacc = balanced_accuracy(decisions, labels)
+    rate = labels.mean(0) if baseline_rate is None else np.asarray(baseline_rate, dtype=np.float64)
+    majority = np.broadcast_to(rate >= 0.5, labels.shape)
+    base_acc = (majority == labels).mean(0)
+    base_bacc = balanced_accuracy(majority, labels)
+    return {
+        "n": int(len(probs)),
+        "mean_accuracy": float(acc.mean()),
+        "mean_balanced_accuracy": float(np.nanmean(bacc)),
+        "baseline_mean_accuracy": float(base_acc.mean()),
+        "baseline_mean_balanced_accuracy": float(np.nanmean(base_bacc)),
+        "per_attribute": {
+            n: {"accuracy": float(acc[i]), "balanced_accuracy": float(bacc[i]), "threshold": float(th[i]),
+                "positive_rate": float(labels[:, i].mean()), "baseline_accuracy": float(base_acc[i])}
+            for i, n in enumerate(names)
+        },
+    }
+
+
+def landmark_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
+                     template: tuple[tuple[float, float], ...]) -> dict:
+    """Mean inter-ocular NME of the predictions over faces with landmark targets, beside the
+    mean-shape baseline (always predicting the alignment template)."""
+    keep = np.asarray(mask) > 0.5
+    if not keep.any():
+        return {"landmark_n": 0}
+    t = torch.from_numpy(np.asarray(target, dtype=np.float32)[keep])
+    p = torch.from_numpy(np.asarray(pred, dtype=np.float32)[keep])
+    mean_shape = torch.tensor(template, dtype=torch.float32).reshape(1, 10).expand_as(t)
+    return {"landmark_n": int(keep.sum()), "landmark_nme": float(landmark_nme(p, t).mean()),
+            "landmark_nme_baseline_template": float(landmark_nme(mean_shape, t).mean())}
+
+
+# ---------------------------------------------------------------------------------------------- task
+@register_task("attributes")
+class AttributeTask(Task):
+    """DMM-CNN: attributes (+ landmarks) with dynamic loss weights and adaptive thresholds.
+
+    Targets per sample (from :mod:`edgeface.train.celeba`): ``attributes`` (A,) 0/1, ``landmarks`` (10,)
+    in crop [0, 1] coordinates and ``landmark_mask`` (1 with landmark targets, 0 = attributes only).
+
+    Decision thresholds: a card's fitted ``thresholds`` when it has them; during training (none fitted
+    yet) the thresholds are fitted on the evaluated validation predictions themselves, exactly what
+    :meth:`finalize_card` stores with ``best.pt``; fixed 0.5 when adaptive thresholds are off. The
+    0.5 figures are always reported beside them.
+    """
+
+    name = "attributes"
+    primary_metric = "mean_balanced_accuracy"
+    mode = "max"
+    default_format = "celeba"
+
+    def __init__(self, attributes: list[str] | tuple[str, ...], dynamic_weights: bool = True,
+                 adaptive_thresholds: bool = True, landmarks: bool = True, landmark_weight: float = 1.0,
+                 temperature: float = 1.0, thresholds: list[float] | None = None,
+                 train_positive_rate: list[float] | None = None):
+        if not attributes:
+            raise ValueError("the attribute task needs at least one attribute")
+        self.attributes = list(attributes)
+        self.adaptive_thresholds = bool(adaptive_thresholds)
+        self.landmark_weight = float(landmark_weight) if landmarks else 0.0
+        self.dynamic = DynamicAttributeWeights(len(self.attributes), temperature, enabled=bool(dynamic_weights))
+        self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        self.train_positive_rate = None if train_positive_rate is None else np.asarray(train_positive_rate)
+        self._epoch_bce = torch.zeros(len(self.attributes), dtype=torch.float64)
+        self._epoch_batches = 0
+        self._positives = torch.zeros(len(self.attributes), dtype=torch.float64)
+        self._seen = 0
+
+    @classmethod
+    def from_card(cls, card: ModelCard) -> AttributeTask:
+        o = card.extra.get("attribute_task", {})
+        return cls(card.attributes or [], o.get("dynamic_weights", True), o.get("adaptive_thresholds", True),
+                   bool(card.num_landmarks) and o.get("landmark_weight", 1.0) > 0, o.get("landmark_weight", 1.0),
+                   o.get("temperature", 1.0), card.thresholds, card.extra.get("train_positive_rate"))
+
+    @classmethod
+    def from_config(cls, config) -> AttributeTask:
+        """Attribute names from the data set's header; ``task_options``: dynamic_weights, adaptive_thresholds,
+        landmarks (bools), landmark_weight, temperature."""
+        from edgeface.train.celeba import attribute_names
+
+        if config.data is None:
+            raise ValueError("the attribute task has no built-in data: pass --data (a CelebA-format folder or CSV)")
+        o = dict(config.task_options or {})
+        unknown = set(o) - {"dynamic_weights", "adaptive_thresholds", "landmarks", "landmark_weight", "temperature"}
+        if unknown:
+            raise ValueError(f"unknown attribute task option(s): {', '.join(sorted(unknown))}")
+        names = attribute_names(config.format, config.data, config.image_col)
+        return cls(names, o.get("dynamic_weights", True), o.get("adaptive_thresholds", True),
+                   o.get("landmarks", True), o.get("landmark_weight", 1.0), o.get("temperature", 1.0))
+
+    def options(self) -> dict:
+        return {"dynamic_weights": self.dynamic.enabled, "adaptive_thresholds": self.adaptive_thresholds,
+                "landmark_weight": self.landmark_weight, "temperature": self.dynamic.temperature}
+
+    def build_model(self, model_name: str) -> nn.Module:
+        from edgeface.models import create_model, model_task
+
+        if model_task(model_name) != "attributes":
+            raise ValueError(f"model {model_name!r} is not an attribute network (try dmmcnn)")
+        return create_model(model_name, attributes=self.attributes)
+
+    def make_card(self, model_name: str, spec: PreprocessSpec, data: str) -> ModelCard:
+        return ModelCard(model=model_name, task="attributes", preprocess=spec, attributes=self.attributes,
+                         num_landmarks=5, data=data, extra={"attribute_task": self.options()})
+
+    # -- training
+    def loss(self, outputs: dict[str, torch.Tensor],
+             targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = outputs["attr_logits"]
+        weights = torch.as_tensor(self.dynamic.weights, dtype=torch.float32, device=logits.device)
+        total, bce, lm = multitask_loss(logits, targets["attributes"], weights, outputs.get("landmarks"),
+                                        targets.get("landmarks"), targets.get("landmark_mask"),
+                                        self.landmark_weight)
+        if torch.is_grad_enabled():  # a training step: remember per-attribute progress and class balance
+            self.dynamic.start(bce.detach().double().cpu().numpy())
+            self._epoch_bce += bce.detach().double().cpu()
+            self._epoch_batches += 1
+            self._positives += targets["attributes"].detach().double().sum(0).cpu()
+            self._seen += len(logits)
+        return total, {"bce": float(bce.detach().mean()), "landmark_nme": float(lm.detach())}
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self._epoch_bce.zero_()
+        self._epoch_batches = 0
+
+    def on_epoch_end(self, epoch: int, train_parts: dict[str, float]) -> dict[str, float]:
+        """Update the dynamic weights from this epoch's per-attribute losses; the weights go to the log."""
+        if self._epoch_batches:
+            self.dynamic.update((self._epoch_bce / self._epoch_batches).numpy())
+        if self._seen:
+            self.train_positive_rate = (self._positives / self._seen).numpy()
+        w = self.dynamic.weights
+        return {"weight_min": float(w.min()), "weight_max": float(w.max()),
+                **{f"w_{n}": round(float(x), 4) for n, x in zip(self.attributes, w, strict=True)}}
+
+    def state_dict(self) -> dict:
+        return {"dynamic_weights": self.dynamic.state_dict(), "positives": self._positives.tolist(),
+                "seen": self._seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.dynamic.load_state_dict(state["dynamic_weights"])
+        self._positives = torch.tensor(state["positives"], dtype=torch.float64)
+        self._seen = int(state["seen"])
+        if self._seen:
+            self.train_positive_rate = (self._positives / self._seen).numpy()
+
+    # -- evaluation
+    def _thresholds_for(self, probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray | None, str]:
+        if not self.adaptive_thresholds:
+            return None, "0.5 (adaptive thresholds off)"
+        if self.thresholds is not None:
+            return self.thresholds, "fitted on the training run's validation split (model card)"
+        return fit_thresholds(probs, labels), "fitted on this set (no thresholds in the card yet)"
+
+    def metrics(self, outputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict:
+        """Attribute metrics with the decision thresholds (see the class docstring), the fixed-0.5
+        figures beside them, and landmark NME."""
+        probs, labels = outputs[OUTPUT_ATTRIBUTES], targets["attributes"]
+        thresholds, source = self._thresholds_for(probs, labels)
+        out = attribute_metrics(probs, labels, self.attributes, thresholds, self.train_positive_rate)
+        fixed = attribute_metrics(probs, labels, self.attributes, None, self.train_positive_rate)
+        out["thresholds"] = source
+        out["mean_accuracy_at_0.5"] = fixed["mean_accuracy"]
+        out["mean_balanced_accuracy_at_0.5"] = fixed["mean_balanced_accuracy"]
+        if OUTPUT_LANDMARKS in outputs and "landmarks" in targets:
+            out.update(landmark_metrics(outputs[OUTPUT_LANDMARKS], targets["landmarks"], targets["landmark_mask"],
+                                        CANONICAL_LANDMARKS))
+        return out
+
+    def finalize_card(self, card: ModelCard, outputs: dict[str, np.ndarray],
+                      targets: dict[str, np.ndarray]) -> ModelCard:
+        """The card for ``best.pt``: thresholds fitted on these validation predictions (when adaptive
+        thresholds are on) and the training split's positive rates (the majority-class baseline)."""
+        extra = dict(card.extra)
+        if self.train_positive_rate is not None:
+            extra["train_positive_rate"] = [round(float(r), 6) for r in self.train_positive_rate]
+        thresholds = None
+        if self.adaptive_thresholds:
+            thresholds = [float(t) for t in fit_thresholds(outputs[OUTPUT_ATTRIBUTES], targets["attributes"])]
+        return dataclasses.replace(card, thresholds=thresholds, extra=extra)
+
+    def prediction_columns(self, outputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict:
+        probs = outputs[OUTPUT_ATTRIBUTES]
+        labels = np.asarray(targets["attributes"])
+        cols: dict[str, np.ndarray] = {}
+        for i, n in enumerate(self.attributes):
+            cols[f"{n}_label"] = labels[:, i]
+            cols[f"{n}_prob"] = probs[:, i]
+        return cols
+
+    def format_metrics(self, metrics: dict) -> str:
+        return metrics_table(metrics)
+
+    def plot_metrics(self, metrics: dict, path: str | Path, title: str = "") -> None:
+        plot_attribute_bars(metrics, path, title)
+
+
+def plot_attribute_bars(metrics: dict, path: str | Path, title: str = "") -> None:
+    """Per-attribute bar chart: accuracy and balanced accuracy, majority-class baseline accuracy beside."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeface.fileio import atomic_path
+
+    per = metrics["per_attribute"]
+    names = list(per)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(10, 0.32 * len(names)), 4.8))
+    ax.bar(x - 0.27, [per[n]["accuracy"] for n in names], 0.27, label="accuracy")
+    ax.bar(x, [per[n]["balanced_accuracy"] for n in names], 0.27, label="balanced accuracy")
+    ax.bar(x + 0.27, [per[n]["baseline_accuracy"] for n in names], 0.27, label="majority-class accuracy",
+           color="0.7")
+    ax.axhline(0.5, color="k", lw=0.6, ls=":")
+    ax.set_xticks(x, names, rotation=90, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("on the evaluated split")
+    means = (f"{metrics['n']} faces: mean accuracy {metrics['mean_accuracy']:.3f}, mean balanced accuracy "
+             f"{metrics['mean_balanced_accuracy']:.3f} (majority class {metrics['baseline_mean_accuracy']:.3f} / "
+             f"{metrics['baseline_mean_balanced_accuracy']:.3f})")
+    ax.set_title(f"{title}\n{means}" if title else means, fontsize=9)
+    ax.legend(fontsize=8, ncol=3, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def metrics_table(metrics: dict) -> str:
+    """A readable Markdown table of the per-attribute figures and the means."""
+    lines = ["| attribute | positive rate | threshold | accuracy | balanced acc | majority acc |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for n, m in metrics["per_attribute"].items():
+        lines.append(f"| {n} | {m['positive_rate']:.3f} | {m['threshold']:.2f} | {m['accuracy']:.3f} | "
+                     f"{m['balanced_accuracy']:.3f} | {m['baseline_accuracy']:.3f} |")
+    lines.append(f"| **mean** | | | **{metrics['mean_accuracy']:.3f}** | **{metrics['mean_balanced_accuracy']:.3f}** "
+                 f"| {metrics['baseline_mean_accuracy']:.3f} |")
+    if "landmark_nme" in metrics:
+        lines.append("")
+        lines.append(f"Landmark NME (inter-ocular, {metrics['landmark_n']} faces): {metrics['landmark_nme']:.4f} "
+                     f"(mean-shape baseline {metrics['landmark_nme_baseline_template']:.4f})")
+    return "\n".join(lines)

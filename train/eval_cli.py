@@ -1,0 +1,95 @@
+"""``edgeface eval MODEL --data ...``: the task's metrics for any model format, through one code path.
+
+MODEL is a checkpoint or any artifact a runtime Runner opens, or a convert output folder with
+``--target``; the card inside it gives the preprocessing, so the data is aligned exactly as in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgeface.train.cli import add_data_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="checkpoint / exported model file, or a convert output folder")
+    parser.add_argument("--target", help="artifact in a convert output folder (onnx, openvino-int8, trt-fp16, ...)")
+    parser.add_argument("--backend", help="runtime backend (default: chosen from the file ending)")
+    parser.add_argument("--device", help="device for the backend (cpu, cuda, ...)")
+    parser.add_argument("--split", choices=["all", "train", "val"], default="all",
+                        help="evaluate on all images or one side of the seeded split training used (default all)")
+    parser.add_argument("--no-flip", dest="flip", action="store_false",
+                        help="no test-time flip averaging (on by default, as in the paper)")
+    parser.add_argument("--batch-size", type=int, default=64, help="inference batch size")
+    parser.add_argument("--predictions", help="write per-image predictions to this CSV")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--plot", help="write a PNG of the metrics (attributes: per-attribute bar chart)")
+    add_data_arguments(parser)
+
+
+def open_model(model: str, target: str | None, backend: str | None, device: str | None):
+    """A loaded Runner for a model file, or for ``target`` inside a convert output folder."""
+    from edgeface.runtime import open_runner
+
+    path = Path(model)
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {path}")
+    if path.is_dir() or target:
+        try:
+            from edgeface.manifest import resolve_artifact
+        except ImportError as e:
+            raise ValueError(f"{path}: convert output folders need edgeface.manifest ({e})") from e
+        path, _card, _entry = resolve_artifact(path, target)
+    return open_runner(path, backend=backend, device=device)
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeface.train.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
+    from edgeface.train.evaluate import evaluate_runner, write_predictions
+    from edgeface.train.tasks import task_from_card
+    from edgeface.train.trainer import default_cache_dir
+
+    if not args.data:
+        raise ValueError("--data is required (a data set path)")
+    if not args.aligned and not args.detector:
+        raise ValueError("unaligned data needs --detector YUNET.onnx (or --aligned for aligned chips)")
+    with open_model(args.model, args.target, args.backend, args.device) as runner:
+        card = runner.card
+        task = task_from_card(card)
+        issues = DataIssues(bool(args.strict))
+        fmt = args.format or task.default_format
+        samples = load_samples(fmt, args.data, issues, task.label_space, image_col=args.image_col or "image",
+                               label_col=args.label_col or "label", std_col=args.std_col,
+                               image_root=Path(args.image_root) if args.image_root else None)
+        samples = subsample(samples, args.max_images or 0, args.seed or 0)
+        faces = prepare_faces(samples, card.preprocess, issues, f"{fmt}:{args.data}",
+                              None if args.aligned else args.detector,
+                              Path(args.cache_dir) if args.cache_dir else default_cache_dir(), progress=not args.json)
+        if args.split != "all":
+            train_idx, val_idx = split_indices(faces, args.val_fraction or 0.2, args.seed or 0, args.folds or 0,
+                                               args.fold or 0, args.protocol or "auto")
+            faces = faces.subset(train_idx if args.split == "train" else val_idx)
+        issues.warn(f"data {args.data}")
+        metrics, outputs = evaluate_runner(runner, faces.crops, faces.targets, task, flip=args.flip,
+                                           batch_size=args.batch_size, progress=not args.json)
+    report = {"model": str(args.model), "target": args.target, "backend": runner.backend, "task": card.task,
+              "trained_on": card.data, "data": str(args.data), "split": args.split, "flip": args.flip,
+              "skipped": len(issues.items), "metrics": metrics}
+    if args.predictions:
+        write_predictions(args.predictions, faces.paths, task.prediction_columns(outputs, faces.targets))
+    if args.plot:
+        task.plot_metrics(metrics, args.plot, f"{card.model} on {args.data} ({args.split})")
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        synthetic = " (model trained on SYNTHETIC data)" if card.synthetic else ""
+        print(f"{card.model} [{runner.backend}] {card.task} on {args.data} ({args.split}, "
+              f"{metrics.get('n', len(faces))} faces, flip {'on' if args.flip else 'off'}){synthetic}")
+        print(task.format_metrics(metrics))
+        if issues.items:
+            print(f"  skipped: {len(issues.items)} bad item(s)")
+    return 0

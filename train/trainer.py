@@ -1,0 +1,396 @@
+"""The generic trainer: config, data, loop, checkpoints, resume, DDP, logs and learning curves.
+
+Everything specific to a kind of model lives in its :class:`edgeface.train.tasks.Task`; this module only
+moves batches, steps the optimiser and keeps the run reproducible:
+
+* augmentation is seeded per (seed, epoch, sample) and the sampler per (seed, epoch), and every epoch
+  writes ``last.pt`` atomically with model, optimiser, scheduler, AMP scaler, RNG and task state, so
+  ``resume`` continues to the same weights as an uninterrupted run;
+* ``best.pt`` follows the task's primary validation metric and carries the card finalised on the
+  validation predictions;
+* under ``torchrun`` (``WORLD_SIZE`` > 1) it runs DDP with a DistributedSampler (gloo on CPU, NCCL on
+  CUDA); rank 0 validates and writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeface.fileio import write_json, write_text
+from edgeface.models.checkpoint import read_checkpoint, save_checkpoint
+from edgeface.preprocess import PreprocessSpec, to_input
+from edgeface.train.augment import AugmentConfig, augment_crop
+from edgeface.train.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
+from edgeface.train.evaluate import model_infer, predict_outputs
+from edgeface.train.tasks import Task, task_from_config
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; defaults are the DLDL-v2 paper's recipe (YAML configs and CLI flags override)."""
+
+    model: str = "thinagenet"
+    task: str = "age"
+    data: str | None = None  # None: the built-in SYNTHETIC set
+    format: str = "utkface"
+    image_col: str = "image"
+    label_col: str = "label"
+    std_col: str | None = None
+    image_root: str | None = None
+    label_range: list[float] | None = None
+    sigma: float | None = None  # label-distribution width where the data has none (task default if None)
+    lam: float = 1.0  # weight of the L1 expectation term
+    task_options: dict = field(default_factory=dict)
+    input_size: int = 224
+    epochs: int = 60
+    batch_size: int = 128  # per process under DDP
+    lr: float = 1e-3
+    lr_step: int = 30
+    lr_gamma: float = 0.1
+    weight_decay: float = 0.0
+    val_fraction: float = 0.2
+    protocol: str = "auto"
+    folds: int = 0
+    fold: int = 0
+    seed: int = 0
+    out: str = "runs/train"
+    resume: bool = False
+    device: str = "auto"
+    amp: bool = True
+    aligned: bool = False
+    detector: str | None = None
+    strict: bool = False
+    max_images: int = 0
+    cache_dir: str | None = None
+    workers: int = 2
+    threads: int = 2
+    synthetic_size: int = 2000
+    val_flip: bool = True
+    augment: dict = field(default_factory=dict)
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
+    """Defaults <- YAML file (a path, or a name in train/configs/) <- non-None overrides."""
+    import yaml
+
+    values: dict = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            file = CONFIG_DIR / f"{path}.yaml"
+        if not file.is_file():
+            names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+            raise FileNotFoundError(f"config not found: {path} (built-in: {names})")
+        loaded = yaml.safe_load(file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config {file} must be a mapping")
+        values.update(loaded)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return TrainConfig.from_dict(values)
+
+
+class FaceDataset:
+    """In-memory crops -> (normalised input, targets); augmentation seeded by (seed, epoch, index)."""
+
+    def __init__(self, faces: FaceSet, spec: PreprocessSpec, augment: AugmentConfig | None, seed: int):
+        self.faces, self.spec, self.augment, self.seed = faces, spec, augment, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        crop = self.faces.crops[i]
+        if self.augment is not None:
+            crop = augment_crop(crop, np.random.default_rng((self.seed, self.epoch, int(i))), self.augment)
+        return to_input(crop, self.spec)[0], {k: v[i] for k, v in self.faces.targets.items()}
+
+
+class _TrainForward(nn.Module):
+    """Routes ``forward`` to ``forward_train`` so DDP's gradient hooks see the training pass."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model.forward_train(x)
+
+
+@dataclass
+class Dist:
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def _init_distributed(device: torch.device) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(world, torch.distributed.get_rank(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available here")
+    return device
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("EDGEFACE_CACHE", Path.home() / ".cache" / "edgeface")) / "faces"
+
+
+def load_faces(cfg: TrainConfig, task: Task, spec: PreprocessSpec, dist: Dist) -> FaceSet:
+    """The aligned data set the config names (or the task's SYNTHETIC set); rank 0 fills the cache first."""
+    if cfg.data is None:
+        return task.synthetic_faces(cfg.synthetic_size, spec, cfg.seed)
+    if not cfg.aligned and not cfg.detector:
+        raise ValueError("unaligned data needs --detector YUNET.onnx (or --aligned for aligned chips)")
+    issues = DataIssues(cfg.strict)
+    samples = load_samples(cfg.format, cfg.data, issues, task.label_space, image_col=cfg.image_col,
+                           label_col=cfg.label_col, std_col=cfg.std_col,
+                           image_root=Path(cfg.image_root) if cfg.image_root else None)
+    samples = subsample(samples, cfg.max_images, cfg.seed)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    faces = None
+    for turn in (True, False):  # rank 0 aligns (and caches), then the others read the cache
+        if dist.main == turn:
+            faces = prepare_faces(samples, spec, issues, f"{cfg.format}:{cfg.data}",
+                                  None if cfg.aligned else cfg.detector, cache, progress=cfg.progress and dist.main)
+        dist.barrier()
+    if dist.main:
+        issues.warn(f"data {cfg.data}")
+    return faces
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _scalars(prefix: str, metrics: dict) -> dict[str, float]:
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    """The per-epoch CSV log (rewritten atomically each epoch; columns are the union over epochs)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = [",".join(columns)]
+    for row in rows:
+        lines.append(",".join("" if row.get(c) is None else f"{row[c]:.6g}" if isinstance(row[c], float)
+                              else str(row[c]) for c in columns))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def plot_curves(rows: list[dict], path: Path, primary: str, title: str) -> None:
+    """Learning curves PNG: training loss and the primary validation metric per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train loss")
+    if all("val_loss" in r for r in rows):
+        ax_loss.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="val loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    ax_val.plot(epochs, [r.get(f"val_{primary}", math.nan) for r in rows], marker="o", color="C2")
+    ax_val.set_xlabel("epoch")
+    ax_val.set_ylabel(f"validation {primary}")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def train_model(config: TrainConfig) -> Path:
+    """Train as the config says; returns the path of ``best.pt`` (files in ``config.out``:
+    last.pt, best.pt, log.csv, curves.png, config.json, metrics.json)."""
+    cfg = config
+    torch.set_num_threads(max(1, cfg.threads))
+    device = resolve_device(cfg.device)
+    dist = _init_distributed(device)
+    if device.type == "cuda" and dist.world > 1:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    out = Path(cfg.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if cfg.resume and not last_path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint to resume at {last_path}")
+    if not cfg.resume and last_path.exists():
+        raise ValueError(f"{out} already holds a run (last.pt); use --resume or another --out")
+
+    torch.manual_seed(cfg.seed)
+    task = task_from_config(cfg)
+    spec = PreprocessSpec(input_size=cfg.input_size)
+    faces = load_faces(cfg, task, spec, dist)
+    train_idx, val_idx = split_indices(faces, cfg.val_fraction, cfg.seed, cfg.folds, cfg.fold, cfg.protocol)
+    train_set, val_set = faces.subset(train_idx), faces.subset(val_idx)
+    card = task.make_card(cfg.model, spec, faces.name)
+
+    model = task.build_model(cfg.model).to(device)
+    train_forward: nn.Module = _TrainForward(model)
+    if dist.world > 1:
+        train_forward = nn.parallel.DistributedDataParallel(
+            train_forward, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch, rows, best_value = 0, [], None
+    if cfg.resume:
+        ckpt = read_checkpoint(last_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        task.load_state_dict(ckpt["task_state"])
+        _set_rng_state(ckpt["rng"])
+        start_epoch, rows, best_value = ckpt["epoch"] + 1, list(ckpt["history"]), ckpt["best"]
+
+    dataset = FaceDataset(train_set, spec, AugmentConfig.from_dict(cfg.augment), cfg.seed)
+    drop_last = len(dataset) > cfg.batch_size * dist.world
+
+    def loader_for(epoch: int) -> torch.utils.data.DataLoader:
+        dataset.epoch = epoch
+        if dist.world > 1:
+            sampler = torch.utils.data.DistributedSampler(dataset, dist.world, dist.rank, shuffle=True,
+                                                          seed=cfg.seed, drop_last=drop_last)
+            sampler.set_epoch(epoch)
+        else:
+            generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            sampler = torch.utils.data.RandomSampler(dataset, generator=generator)
+        return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                                           num_workers=cfg.workers, drop_last=drop_last,
+                                           pin_memory=device.type == "cuda")
+
+    from tqdm import tqdm
+
+    run_start = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        epoch_start = time.perf_counter()
+        task.on_epoch_start(epoch)
+        train_forward.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        bar = tqdm(loader_for(epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not (cfg.progress and dist.main), leave=False)
+        for x, targets in bar:
+            x = x.to(device, non_blocking=True)
+            targets = task.prepare_targets(targets, device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                outputs = train_forward(x)
+            loss, parts = task.loss(outputs, targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            n = x.shape[0]
+            seen += n
+            for key, value in {"loss": float(loss.detach()), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + value * n
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}")
+        train_parts = _reduce_means(sums, seen, dist, device)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        hook_values = task.on_epoch_end(epoch, train_parts)
+
+        if dist.main:
+            model.eval()
+            outputs = predict_outputs(model_infer(model, device), val_set.crops, spec, card, cfg.val_flip,
+                                      batch_size=max(cfg.batch_size, 64))
+            metrics = task.metrics(outputs, val_set.targets)
+            row = {"epoch": epoch + 1, "lr": lr, **_scalars("train_", train_parts), **_scalars("val_", metrics),
+                   **_scalars("", hook_values), "epoch_seconds": time.perf_counter() - epoch_start}
+            rows.append(row)
+            value = float(metrics[task.primary_metric])
+            improved = best_value is None or (value < best_value if task.mode == "min" else value > best_value)
+            if improved:
+                best_value = value
+                best_card = task.finalize_card(card, outputs, val_set.targets)
+                best_card.extra = {**best_card.extra, "best_epoch": epoch + 1, "val_metrics": metrics,
+                                   "train_images": len(train_set), "val_images": len(val_set)}
+                save_checkpoint(best_path, model, best_card, epoch=epoch)
+                write_json(out / "metrics.json", {"best_epoch": epoch + 1, "data": faces.name, "val": metrics})
+            save_checkpoint(last_path, model, card, optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                            task_state=task.state_dict(), rng=_rng_state(), epoch=epoch, history=rows,
+                            best=best_value, config=cfg.to_dict())
+            write_log(out / "log.csv", rows)
+            if cfg.progress:
+                print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_parts['loss']:.4f}, "
+                      f"val {task.primary_metric} {value:.4f} ({row['epoch_seconds']:.0f} s)", flush=True)
+        dist.barrier()
+
+    if dist.main:
+        write_json(out / "config.json", cfg.to_dict())
+        if rows:
+            plot_curves(rows, out / "curves.png", task.primary_metric,
+                        f"{cfg.model} {cfg.task} on {faces.name} ({cfg.input_size}px)")
+        if cfg.progress:
+            print(f"trained in {time.perf_counter() - run_start:.0f} s; best {task.primary_metric} "
+                  f"{best_value:.4f} -> {best_path}", flush=True)
+    dist.barrier()
+    return best_path
+
+
+def _reduce_means(sums: dict[str, float], seen: int, dist: Dist, device: torch.device) -> dict[str, float]:
+    """Epoch means of the loss parts (averaged over all processes under DDP)."""
+    keys = sorted(sums)
+    if dist.world > 1:
+        t = torch.tensor([sums[k] for k in keys] + [float(seen)], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(t)
+        sums, seen = dict(zip(keys, t[:-1].tolist(), strict=True)), int(t[-1].item())
+    return {k: sums[k] / max(seen, 1) for k in keys}
