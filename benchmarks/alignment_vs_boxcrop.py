@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, default=0.2, help="held-out share (training's split)")
     parser.add_argument("--seed", type=int, default=0, help="split seed (training's default 0)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate at most this many held-out images")
+    parser.add_argument("--roll", type=lambda t: [float(v) for v in t.split(",")], default=[0.0, 20.0],
+                        help="head-roll conditions in degrees: each held-out image is turned by a seeded angle in "
+                             "+-ROLL before detection (UTKFace chips are upright already; video faces are not)")
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args(argv)
 
@@ -44,18 +47,61 @@ def paired_delta(err_box: np.ndarray, err_aligned: np.ndarray) -> tuple[float, f
     return float(diff.mean()), se
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
+    """The image turned about its centre (edges replicated): a head roll as video shows it."""
+    import cv2
+
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def measure(runner, detector, chips, val: np.ndarray, roll: float, seed: int) -> dict:
+    """Aligned vs box crops of the held-out faces, each image first rolled by a seeded angle in +-roll degrees."""
     from tqdm import tqdm
 
     from edgeface.deepstream_probe import box_crop
-    from edgeface.detector import FaceDetector
     from edgeface.faces import read_image
-    from edgeface.fileio import write_json, write_text
     from edgeface.preprocess import align_face
+    from edgeface.train.evaluate import evaluate_runner
+
+    spec = runner.card.preprocess
+    angles = np.random.default_rng(seed).uniform(-roll, roll, len(val)) if roll else np.zeros(len(val))
+    aligned, boxed, kept = [], [], []
+    for i, angle in tqdm(list(zip(val, angles, strict=True)), desc=f"detect + crop, roll {roll:g}", unit="img"):
+        image = read_image(chips.paths[i])
+        image = rotate(image, float(angle)) if angle else image
+        faces = detector.detect(image)
+        if faces:
+            aligned.append(align_face(image, faces[0].landmarks, spec))
+            boxed.append(box_crop(image, faces[0].box, spec))
+            kept.append(int(i))
+    if not kept:
+        raise SystemExit("the detector found no face in the held-out images")
+    targets = {k: v[kept] for k, v in chips.targets.items()}
+    sets = [("aligned", np.stack(aligned)), ("box", np.stack(boxed))]
+    if not roll:
+        sets.append(("chip", chips.crops[kept]))
+    result: dict = {"roll_deg": roll, "images": len(kept), "no_face": int(len(val) - len(kept))}
+    errors = {}
+    for name, crops in sets:
+        metrics, outputs = evaluate_runner(runner, crops, targets, flip=False)
+        result[name] = {"mae": metrics["mae"], "cs5": metrics["cs@5"], "rmse": metrics["rmse"],
+                        "pearson": metrics["pearson"]}
+        errors[name] = outputs["expectation"] - targets["label"]
+    result["delta_mae"], result["delta_mae_se"] = paired_delta(errors["box"], errors["aligned"])
+    decades = (targets["label"] // 10).astype(int)
+    result["mae_per_decade"] = {name: {f"{d * 10}s": float(np.abs(e[decades == d]).mean()) for d in np.unique(decades)}
+                                for name, e in errors.items()}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from edgeface.detector import FaceDetector
+    from edgeface.fileio import write_json, write_text
     from edgeface.runtime.base import open_runner
     from edgeface.train.datasets import DataIssues, load_samples, prepare_faces, split_indices
-    from edgeface.train.evaluate import evaluate_runner
 
     detector = FaceDetector(args.detector)
     runner = open_runner(args.model, threads=args.threads)
@@ -69,28 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     _, val = split_indices(chips, args.val_fraction, args.seed)
     if args.limit:
         val = val[: args.limit]
-    aligned, boxed, kept, missed = [], [], [], 0
-    for i in tqdm(val, desc="detect + crop", unit="img"):
-        image = read_image(chips.paths[i])
-        faces = detector.detect(image)
-        if not faces:
-            missed += 1
-            continue
-        aligned.append(align_face(image, faces[0].landmarks, spec))
-        boxed.append(box_crop(image, faces[0].box, spec))
-        kept.append(int(i))
-    if not kept:
-        raise SystemExit("the detector found no face in the held-out images")
-    targets = {k: v[kept] for k, v in chips.targets.items()}
-    labels = targets["label"]
-    results, errors = {}, {}
-    for name, crops in (("aligned", np.stack(aligned)), ("box", np.stack(boxed)), ("chip", chips.crops[kept])):
-        metrics, outputs = evaluate_runner(runner, crops, targets, flip=False)
-        results[name] = {"mae": metrics["mae"], "cs5": metrics["cs@5"], "rmse": metrics["rmse"],
-                         "pearson": metrics["pearson"]}
-        errors[name] = outputs["expectation"] - labels
+    conditions = [measure(runner, detector, chips, val, roll, args.seed) for roll in args.roll]
     runner.close()
-    delta, delta_se = paired_delta(errors["box"], errors["aligned"])
     report = {
         "benchmark": RESULT_NAME,
         "model": card.model,
@@ -98,15 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         "artifact": Path(args.model).name,
         "card_data": card.data,
         "dataset": f"UTKFace ({args.data.name}, val {args.val_fraction:g} seed {args.seed})",
-        "images": len(kept),
         "held_out": int(len(val)),
-        "no_face": missed,
         "flip": False,
-        "aligned": results["aligned"],
-        "box": results["box"],
-        "chip": results["chip"],
-        "delta_mae": delta,
-        "delta_mae_se": delta_se,
+        "conditions": conditions,
         "command": "python -m edgeface.benchmarks.alignment_vs_boxcrop " + " ".join(shlex.quote(a) for a in (
             argv if argv is not None else sys.argv[1:])),
         "machine": platform.machine(),
@@ -115,51 +135,63 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{RESULT_NAME}.json", report)
     write_text(args.out / f"{RESULT_NAME}.md", markdown(report))
-    plot(args.out / f"{RESULT_NAME}.png", labels, errors, report)
+    plot(args.out / f"{RESULT_NAME}.png", report)
     print(markdown(report))
     return 0
 
 
 def markdown(r: dict) -> str:
-    rows = [f"| {name} | {r[k]['mae']:.2f} | {100 * r[k]['cs5']:.1f} | {r[k]['rmse']:.2f} | {r[k]['pearson']:.3f} |"
-            for k, name in (("aligned", "aligned (edgeface runtime)"), ("box", "detector box (DeepStream nvinfer)"),
-                              ("chip", "UTKFace chip resized (as trained)"))]
+    names = {"aligned": "aligned (edgeface runtime)", "box": "detector box (DeepStream nvinfer)",
+             "chip": "UTKFace chip resized (as trained)"}
+    rows, deltas = [], []
+    for c in r["conditions"]:
+        for key in ("aligned", "box", "chip"):
+            if key in c:
+                m = c[key]
+                rows.append(f"| +-{c['roll_deg']:g} | {c['images']} | {names[key]} | {m['mae']:.2f} | "
+                            f"{100 * m['cs5']:.1f} | {m['rmse']:.2f} | {m['pearson']:.3f} |")
+        deltas.append(f"- head roll +-{c['roll_deg']:g} deg: box crops vs aligned crops on the same faces "
+                      f"**{c['delta_mae']:+.2f} years MAE** (paired standard error {c['delta_mae_se']:.2f}); "
+                      f"{c['no_face']} of {r['held_out']} images without a YuNet detection left out")
     return "\n".join([
         "# Aligned crops vs DeepStream box crops",
         "",
-        f"{r['model']} at {r['input_size']} px (`{r['artifact']}`), {r['images']} held-out faces of {r['dataset']} "
-        f"({r['no_face']} of {r['held_out']} without a YuNet detection left out), single pass, no flip.",
+        f"{r['model']} at {r['input_size']} px (`{r['artifact']}`), held-out faces of {r['dataset']}, "
+        "single pass, no flip. Each image is first turned by a seeded random angle within the roll range "
+        "(UTKFace chips are upright; faces in video are not).",
         "",
-        "| crop | MAE (years) | CS@5 (%) | RMSE | Pearson |",
-        "|---|---|---|---|---|",
+        "| roll (deg) | faces | crop | MAE (years) | CS@5 (%) | RMSE | Pearson |",
+        "|---|---:|---|---:|---:|---:|---:|",
         *rows,
         "",
-        f"Box crops vs aligned crops on the same faces: **{r['delta_mae']:+.2f} years MAE** "
-        f"(paired standard error {r['delta_mae_se']:.2f}).",
+        *deltas,
         "",
         f"Command: `{r['command']}`",
         "",
     ])
 
 
-def plot(path: Path, labels: np.ndarray, errors: dict[str, np.ndarray], report: dict) -> None:
+def plot(path: Path, report: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    decades = (labels // 10).astype(int)
-    ticks = np.unique(decades)
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    width = 0.38
-    for k, name in enumerate(("aligned", "box")):
-        mae = [np.abs(errors[name][decades == d]).mean() for d in ticks]
-        ax.bar(ticks + (k - 0.5) * width, mae, width, label=f"{name}: MAE {report[name]['mae']:.2f}")
-    ax.set_xticks(ticks, [f"{d * 10}-{d * 10 + 9}" for d in ticks])
-    ax.set_xlabel("true age")
-    ax.set_ylabel("MAE (years)")
-    ax.set_title(f"{report['model']} {report['input_size']}px: aligned vs box crops ({report['images']} faces)")
-    ax.legend()
+    conditions = report["conditions"]
+    fig, axes = plt.subplots(1, len(conditions), figsize=(6 * len(conditions), 3.6), squeeze=False)
+    for ax, c in zip(axes[0], conditions, strict=True):
+        decades = list(c["mae_per_decade"]["aligned"])
+        ticks = np.arange(len(decades))
+        width = 0.38
+        for k, name in enumerate(("aligned", "box")):
+            ax.bar(ticks + (k - 0.5) * width, [c["mae_per_decade"][name][d] for d in decades], width,
+                   label=f"{name}: MAE {c[name]['mae']:.2f}")
+        ax.set_xticks(ticks, decades)
+        ax.set_xlabel("true age")
+        ax.set_ylabel("MAE (years)")
+        ax.set_title(f"roll +-{c['roll_deg']:g} deg, {c['images']} faces")
+        ax.legend()
+    fig.suptitle(f"{report['model']} {report['input_size']} px: aligned vs DeepStream box crops")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -78,8 +78,8 @@ def attractiveness_folds(data: Path, detector: Path, work: Path, results: Path, 
             "model": "tinyagenet", "data": str(data / "labels.csv"), "label_col": "attractiveness_mean",
             "std_col": "attractiveness_std", "detector": str(detector), "input_size": input_size,
             "epochs": epochs, "batch_size": 16, "lr": 0.002, "lr_step": max(1, int(epochs * 0.7)),
-            "folds": folds, "fold": fold, "workers": 0, "cache_dir": str(cache), "out": str(run_dir(work, name)),
-            "progress": False})
+            "folds": folds, "fold": fold, "workers": 0, "threads": 1, "cache_dir": str(cache),
+            "out": str(run_dir(work, name)), "progress": False})
         best = train_model(cfg)
         with open_runner(best) as runner:
             issues = DataIssues()
@@ -155,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work", type=Path, default=Path("/tmp/edgeface-train-bench"))
     parser.add_argument("--models", nargs="+", default=["tinyagenet", "thinagenet"])
-    parser.add_argument("--epochs", nargs="+", type=int, default=[9, 2],
+    parser.add_argument("--epochs", nargs="+", type=int, default=[7, 1],
                         help="epochs per model (same order as --models), sized to a ~25 min budget; lr x0.1 at 75%")
-    parser.add_argument("--attr-epochs", type=int, default=10)
+    parser.add_argument("--attr-epochs", type=int, default=8)
     parser.add_argument("--skip-attractiveness", action="store_true")
     parser.add_argument("--max-images", type=int, default=0, help="UTKFace subset (smoke runs only)")
     args = parser.parse_args(argv)

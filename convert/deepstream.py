@@ -16,7 +16,14 @@ import shutil
 from pathlib import Path
 
 from edgeface.card import ModelCard
-from edgeface.convert.serving import ServingError, built_entry, plan_profile_max, replace_dirs, stage_dir
+from edgeface.convert.serving import (
+    ServingError,
+    built_entry,
+    checked_artifact,
+    plan_profile_max,
+    replace_dirs,
+    stage_dir,
+)
 from edgeface.manifest import load_manifest, manifest_card
 
 CONFIG_NAME = "config_infer_secondary_edgeface.txt"
@@ -102,19 +109,21 @@ def load_box_crop_result(path: Path | None) -> dict | None:
 
 
 def box_crop_paragraph(result: dict | None) -> str:
+    """The measured accuracy cost of box crops (one line per head-roll condition), or how to measure it."""
     if result is None:
         return ("No alignment-vs-box-crop measurement was found. Measure it for your model with\n"
                 "`python -m edgeface.benchmarks.alignment_vs_boxcrop CHECKPOINT --data UTKFACE_DIR "
                 "--detector YUNET.onnx --out RESULTS_DIR`.\n")
-    aligned, box = result["aligned"], result["box"]
-    return (
-        f"Measured on {result['images']} held-out {result['dataset']} faces with {result['model']} at "
-        f"{result['input_size']} px ({result['artifact']}): MAE {aligned['mae']:.2f} years on aligned crops vs "
-        f"{box['mae']:.2f} years on plain detector-box crops (**{result['delta_mae']:+.2f} years**, paired standard "
-        f"error {result['delta_mae_se']:.2f}); CS@5 {100 * aligned['cs5']:.1f}% vs {100 * box['cs5']:.1f}%.\n"
-        f"This is the accuracy this DeepStream configuration gives up by feeding box crops to a model trained on "
-        f"aligned faces. Re-measure for your own model with\n`{result['command']}`.\n"
-    )
+    lines = [f"Measured with {result['model']} at {result['input_size']} px ({result['artifact']}) on held-out "
+             f"{result['dataset']} faces, each turned by a random head roll within the stated range:", ""]
+    for c in result["conditions"]:
+        aligned, box = c["aligned"], c["box"]
+        lines.append(f"- roll +-{c['roll_deg']:g} deg, {c['images']} faces: MAE {aligned['mae']:.2f} years aligned vs "
+                     f"{box['mae']:.2f} years box-cropped (**{c['delta_mae']:+.2f} years**, paired standard error "
+                     f"{c['delta_mae_se']:.2f}); CS@5 {100 * aligned['cs5']:.1f}% vs {100 * box['cs5']:.1f}%")
+    lines += ["", "This is what this configuration gives up by feeding box crops to a model trained on aligned "
+              "faces. Re-measure for your own model with", f"`{result['command']}`", ""]
+    return "\n".join(lines)
 
 
 def readme(card: ModelCard, config_name: str, onnx_file: str, engine_file: str, engine_prebuilt: bool,
@@ -197,12 +206,9 @@ def export_deepstream(convert_dir: str | Path, out: str | Path, operate_on_gie_i
         engine_file = Path(engine_entry["file"]).name
     else:
         engine_file = nvinfer_engine_name(onnx_file, batch_size, gpu_id, precision)
-    copies = [(convert_dir / onnx_entry["file"], onnx_file)]
+    copies = [(checked_artifact(convert_dir, ONNX_SOURCE[precision], onnx_entry), onnx_file)]
     if engine_prebuilt:
-        copies.append((convert_dir / engine_entry["file"], engine_file))
-    for source, _ in copies:
-        if not source.is_file():
-            raise ServingError(f"artifact file missing: {source}")
+        copies.append((checked_artifact(convert_dir, f"trt-{precision}", engine_entry), engine_file))
     if out.exists() and not overwrite:
         raise ServingError(f"{out} already exists (use --overwrite to replace it)")
     result = load_box_crop_result(box_crop_result)

@@ -1,8 +1,8 @@
 """Which graph nodes form the output heads that stay in FP32 (softmax, expectation, sigmoid, landmarks).
 
 The same rule serves the ONNX FP16 converter's block list, ONNX Runtime's ``nodes_to_exclude`` and NNCF's
-ignored scope: every Softmax / Sigmoid and what follows it, plus the linear layer(s) feeding them, found by
-walking back through shape-only ops (Flatten, Concat, Gather, ...).
+ignored scope: every Softmax / Sigmoid and what follows it, plus what feeds them back to the trunk's last
+pooling: linear layers, shape-only ops (Flatten, Concat, Gather, ...) and the global pooling.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from dataclasses import dataclass
 HEAD_OPS = {"softmax", "sigmoid"}
 LINEAR_OPS = {"gemm", "matmul", "add"}  # MatMul + Add is a Linear in OpenVINO / unfused graphs
 PASS_THROUGH_OPS = {"flatten", "reshape", "concat", "gather", "squeeze", "unsqueeze", "cast", "convert", "identity"}
+# Between the trunk and the linear layers: quantising the pooled features would feed INT8 error straight
+# into the FP32 head, so these stay FP32 as well.
+FEATURE_OPS = {"globalaveragepool", "reducemean", "averagepool", "avgpool", "adaptiveavgpool"}
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,10 @@ def head_node_names(nodes: list[GraphNode]) -> list[str]:
         while stack:
             node = stack.pop()
             op = node.op_type.lower()
-            if node.name in heads or op not in LINEAR_OPS | PASS_THROUGH_OPS:
+            if node.name in heads or op not in LINEAR_OPS | PASS_THROUGH_OPS | FEATURE_OPS:
                 continue
             heads.add(node.name)
-            stack += [producer[i] for i in node.inputs if i in producer and op in PASS_THROUGH_OPS | {"add"}]
+            stack += [producer[i] for i in node.inputs if i in producer]
     return [n.name for n in nodes if n.name in heads]
 
 

@@ -49,9 +49,11 @@ def _topological_sort(graph) -> None:
 
 
 class _BatchReader:
-    """ONNX Runtime CalibrationDataReader over preprocessed float32 crops, in small batches."""
+    """ONNX Runtime CalibrationDataReader over preprocessed float32 crops, in equal small batches
+    (the histogram calibrators stack per-batch arrays, so a short last batch would break them)."""
 
-    def __init__(self, x: np.ndarray, batch: int = 16):
+    def __init__(self, x: np.ndarray, max_batch: int = 16):
+        batch = max(b for b in range(1, max_batch + 1) if len(x) % b == 0)
         self.batches = [x[i: i + batch] for i in range(0, len(x), batch)]
         self.index = 0
 
@@ -71,9 +73,26 @@ def calibration_key(model_sha256: str, data_sha256: str, method: str, **options)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def cpu_has_vnni() -> bool:
+    """Whether this x86 CPU has VNNI (or is not x86): without it ONNX Runtime's 8-bit x 8-bit kernels
+    (AVX2 vpmaddubsw) saturate their int16 pair sums, so weights must use 7 bits (``reduce_range``)."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sha256: str, method: str = "minmax",
-                  cache_dir: str | Path | None = None, percentile: float = 99.99) -> dict:
+                  cache_dir: str | Path | None = None, percentile: float = 99.99,
+                  reduce_range: bool | None = None) -> dict:
     """Symmetric INT8 Q/DQ: per-channel symmetric weights, symmetric activations, heads left in FP32.
+
+    ``reduce_range`` (7-bit weights) defaults to on where the CPU lacks VNNI (see :func:`cpu_has_vnni`).
 
     Tensor ranges are cached under ``cache_dir`` in ONNX Runtime's JSON calibration cache, keyed by
     :func:`calibration_key`; the cache file appears only after a calibration run completed.
@@ -83,6 +102,8 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
 
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"unknown calibration method {method!r}; expected one of {', '.join(CALIBRATION_METHODS)}")
+    if reduce_range is None:
+        reduce_range = not cpu_has_vnni()
     model = onnx.load(str(src))
     excluded = onnx_head_nodes(model)
     options = {"ActivationSymmetric": True, "WeightSymmetric": True}
@@ -99,7 +120,8 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
         with atomic_path(dst) as tmp:
             quantize_static(
                 str(src), str(tmp), None if cache_hit else _BatchReader(calib_x),
-                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
+                activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
                 calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                                   "percentile": CalibrationMethod.Percentile}[method],
@@ -112,4 +134,4 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
         if run_cache and not cache_hit:
             run_cache.unlink(missing_ok=True)
     return {"method": method, "fp32_nodes": excluded, "calibration_images": int(len(calib_x)),
-            "calibration_cache": str(cache) if cache else None, "cache_hit": cache_hit}
+            "reduce_range": reduce_range, "calibration_cache": str(cache) if cache else None, "cache_hit": cache_hit}

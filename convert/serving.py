@@ -39,6 +39,19 @@ def built_entry(convert_dir: Path, manifest: dict, target_name: str) -> dict:
     return entry
 
 
+def checked_artifact(convert_dir: Path, target_name: str, entry: dict) -> Path:
+    """The artifact file of a built entry, refused when missing or when it no longer matches the manifest's
+    sha256 (truncated or replaced after conversion): serving it would contradict every recorded fact."""
+    from edgeface.fileio import sha256_file
+
+    path = convert_dir / entry["file"]
+    if not path.is_file():
+        raise ServingError(f"{target_name}: artifact file missing: {path}")
+    if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+        raise ServingError(f"{target_name}: {path} does not match the sha256 in its manifest (changed after convert)")
+    return path
+
+
 def plan_profile_max(entry: dict) -> int | None:
     """The largest batch of a TensorRT engine's optimisation profile, when the manifest records it."""
     for holder in (entry, entry.get("build_device") or {}, entry.get("tools") or {}):

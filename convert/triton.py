@@ -12,7 +12,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeface.convert.serving import ServingError, built_entry, plan_profile_max, replace_dirs, stage_dir
+from edgeface.convert.serving import (
+    ServingError,
+    built_entry,
+    checked_artifact,
+    plan_profile_max,
+    replace_dirs,
+    stage_dir,
+)
 from edgeface.manifest import TARGETS, load_manifest, manifest_card
 
 CARD_PARAMETER = "edgeface_card"
@@ -174,12 +181,11 @@ def export_triton(convert_dir: str | Path, repo: str | Path, targets: list[str] 
         name = model_name(prefix, target_name)
         config = model_config(name, entry, card.to_json(), batch, preferred, instances,
                               KINDS[kind] or fmt.default_kind, max_queue_delay_us)
-        sources = [convert_dir / entry["file"]]
+        sources = [checked_artifact(convert_dir, target_name, entry)]
         if entry["format"] == "openvino":
             sources.append(sources[0].with_suffix(".bin"))
-        for source in sources:
-            if not source.is_file():
-                raise ServingError(f"{target_name}: artifact file missing: {source}")
+            if not sources[1].is_file():
+                raise ServingError(f"{target_name}: IR weights missing: {sources[1]}")
         plans.append((name, config, list(zip(sources, fmt.files, strict=True))))
     names = [p[0] for p in plans]
     if len(set(names)) != len(names):

@@ -32,18 +32,19 @@ def real_crops(folder: Path, count: int, spec: PreprocessSpec = SPEC) -> tuple[n
 
 
 def train_tiny_age(path: Path, utkface_dir: Path) -> Path:
-    """TinyAgeNet at 32 px, ~100 Adam steps on 384 real chips: enough signal for the drift gate to matter."""
+    """TinyAgeNet at 32 px: random trunk, label-distribution head fitted (DLDL loss) on the pooled features of
+    384 real chips. Seconds on a CPU, yet its ages follow the faces, so quantisation drift shows in the MAE."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
     crops, ages = real_crops(utkface_dir, 384)
     x, y = torch.from_numpy(to_input(crops, SPEC)), torch.from_numpy(np.clip(ages, 0, 100))
-    model = create_model("tinyagenet", label_space=AGE)
+    model = create_model("tinyagenet", label_space=AGE).eval()
+    with torch.no_grad():
+        features = model.neck(model.pool(model.features(x)))
     bins = torch.from_numpy(AGE.bins).float()
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    for step in range(100):
-        idx = torch.randint(0, len(x), (64,), generator=torch.Generator().manual_seed(step))
-        loss, _ = dldl_loss(model.forward_train(x[idx])["logits"], y[idx], torch.full((64,), 3.0), bins)
+    optimizer = torch.optim.Adam(model.head.fc.parameters(), lr=0.05)
+    for _ in range(300):
+        loss, _ = dldl_loss(model.head.fc(features), y, torch.full((len(y),), 3.0), bins)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

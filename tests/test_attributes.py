@@ -221,6 +221,7 @@ def test_train_and_eval_end_to_end_on_celeba(celeba_dir, tmp_path, capsys):
     assert card.extra["attribute_task"]["dynamic_weights"] is True and len(card.extra["train_positive_rate"]) == 40
     log = (out / "log.csv").read_text().splitlines()
     assert "w_Smiling" in log[0] and len(log) == 3
+    capsys.readouterr()
     assert main(["eval", str(out / "best.pt"), *common, "--aligned", "--json", "--plot",
                  str(tmp_path / "bars.png")]) == 0
     assert (tmp_path / "bars.png").stat().st_size > 10_000
@@ -228,8 +229,23 @@ def test_train_and_eval_end_to_end_on_celeba(celeba_dir, tmp_path, capsys):
     assert metrics["n"] == 40 and metrics["thresholds"].startswith("fitted on the training run")
     assert metrics["landmark_nme"] >= 0 and metrics["landmark_n"] >= 39
     assert set(metrics["per_attribute"]) == set(card.attributes)
-    assert main(["train", "--model", "dmmcnn", *common, "--input-size", "32", "--epochs", "1", "--out",
-                 str(tmp_path / "ablate"), "--workers", "0", "--no-progress", "--no-adaptive-thresholds",
-                 "--no-landmarks", "--no-dynamic-weights"]) == 0
-    _, card, _ = load_checkpoint(tmp_path / "ablate" / "best.pt")
-    assert card.thresholds is None and card.extra["attribute_task"]["landmark_weight"] == 0
+
+
+def test_switches_reach_the_task_and_card(celeba_folder):
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(data=str(celeba_folder), format="celeba", image_col="image",
+                             task_options={"dynamic_weights": False, "adaptive_thresholds": False, "landmarks": False})
+    task = AttributeTask.from_config(config)
+    card = task.make_card("dmmcnn", PreprocessSpec(input_size=32), "fixture")
+    assert card.attributes == NAMES
+    assert card.extra["attribute_task"] == {"dynamic_weights": False, "adaptive_thresholds": False,
+                                            "landmark_weight": 0.0, "temperature": 1.0}
+    again = AttributeTask.from_card(card)
+    assert not again.dynamic.enabled and not again.adaptive_thresholds and again.landmark_weight == 0
+    outputs = {"attr_probs": np.full((6, 3), 0.4, np.float32)}
+    targets = {"attributes": np.ones((6, 3), np.float32)}
+    assert task.finalize_card(card, outputs, targets).thresholds is None  # adaptive thresholds off
+    config.task_options = {"landmark": True}
+    with pytest.raises(ValueError, match="unknown attribute task option"):
+        AttributeTask.from_config(config)

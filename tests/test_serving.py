@@ -230,6 +230,19 @@ def test_triton_existing_model_is_kept_without_overwrite(convert_dir: Path, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # no staging folder left behind
 
 
+def test_changed_artifact_is_refused(convert_dir: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "convert"
+    shutil.copytree(convert_dir, folder)
+    with open(folder / "model.onnx", "r+b") as f:  # truncated after conversion
+        f.truncate(1000)
+    assert run_cli("export", "triton", folder, "--out", tmp_path / "repo", "--targets", "onnx") == 2
+    assert run_cli("export", "deepstream", folder, "--out", tmp_path / "ds", "--operate-on-gie-id", 1,
+                   "--operate-on-class-ids", "0") == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all("does not match the sha256" in line for line in lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["convert"]
+
+
 def test_missing_manifest_is_one_line_error(tmp_path: Path, capsys) -> None:
     assert run_cli("export", "triton", tmp_path / "nope", "--out", tmp_path / "repo") == 2
     assert run_cli("export", "deepstream", tmp_path, "--out", tmp_path / "ds", "--operate-on-gie-id", 1,
@@ -247,9 +260,12 @@ def read_ini(path: Path) -> dict[str, str]:
 
 
 def test_deepstream_config_matches_manifest_and_preprocessing(convert_dir: Path, tmp_path: Path) -> None:
-    result = {"model": "tinyagenet", "input_size": 64, "artifact": "best.pt", "dataset": "UTKFace", "images": 700,
-              "aligned": {"mae": 7.5, "cs5": 0.45}, "box": {"mae": 9.25, "cs5": 0.35}, "delta_mae": 1.75,
-              "delta_mae_se": 0.2, "command": "python -m edgeface.benchmarks.alignment_vs_boxcrop best.pt"}
+    result = {"model": "tinyagenet", "input_size": 64, "artifact": "best.pt", "dataset": "UTKFace", "conditions": [
+        {"roll_deg": 0, "images": 700, "aligned": {"mae": 7.5, "cs5": 0.45}, "box": {"mae": 9.25, "cs5": 0.35},
+         "delta_mae": 1.75, "delta_mae_se": 0.2},
+        {"roll_deg": 20, "images": 690, "aligned": {"mae": 7.75, "cs5": 0.44}, "box": {"mae": 11.5, "cs5": 0.3},
+         "delta_mae": 3.75, "delta_mae_se": 0.3}],
+        "command": "python -m edgeface.benchmarks.alignment_vs_boxcrop best.pt"}
     (tmp_path / "r.json").write_text(json.dumps(result))
     out = tmp_path / "ds"
     assert run_cli("export", "deepstream", convert_dir, "--out", out, "--operate-on-gie-id", 1,
@@ -291,7 +307,8 @@ def test_deepstream_config_matches_manifest_and_preprocessing(convert_dir: Path,
     assert sha256_file(out / "model.onnx") == manifest["artifacts"]["onnx"]["sha256"]
     assert ModelCard.from_json((out / "card.json").read_text()).to_dict() == manifest["card"]
     readme = (out / "README.md").read_text()
-    assert "7.50 years on aligned crops" in readme and "9.25 years" in readme and "+1.75 years" in readme
+    assert "roll +-0 deg, 700 faces: MAE 7.50 years aligned vs 9.25 years box-cropped (**+1.75 years**" in readme
+    assert "roll +-20 deg, 690 faces: MAE 7.75 years aligned vs 11.50 years box-cropped (**+3.75 years**" in readme
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "card.json", "config_infer_secondary_edgeface.txt",
                                                      "model.onnx"]
 
@@ -362,12 +379,16 @@ def test_alignment_vs_boxcrop_script(utkface_dir: Path, yunet_path: Path, tmp_pa
     assert bench_main([str(tmp_path / "m.pt"), "--data", str(data), "--detector", str(yunet_path),
                        "--out", str(tmp_path / "res"), "--val-fraction", "0.5"]) == 0
     report = json.loads((tmp_path / "res" / "alignment_vs_boxcrop.json").read_text())
-    assert report["held_out"] == 6 and report["images"] + report["no_face"] == 6 and report["images"] > 0
-    for crop in ("aligned", "box", "chip"):
-        assert report[crop]["mae"] >= 0 and 0 <= report[crop]["cs5"] <= 1
+    assert report["held_out"] == 6 and [c["roll_deg"] for c in report["conditions"]] == [0, 20]
+    for condition in report["conditions"]:
+        assert condition["images"] > 0 and condition["images"] + condition["no_face"] == 6
+        crops = ("aligned", "box", "chip") if condition["roll_deg"] == 0 else ("aligned", "box")
+        assert set(condition["mae_per_decade"]) == set(crops)
+        for crop in crops:
+            assert condition[crop]["mae"] >= 0 and 0 <= condition[crop]["cs5"] <= 1
     assert report["command"].startswith("python -m edgeface.benchmarks.alignment_vs_boxcrop")
     assert (tmp_path / "res" / "alignment_vs_boxcrop.png").stat().st_size > 0
-    assert "Box crops vs aligned crops" in (tmp_path / "res" / "alignment_vs_boxcrop.md").read_text()
+    assert "box crops vs aligned crops on the same faces" in (tmp_path / "res" / "alignment_vs_boxcrop.md").read_text()
 
 
 def readme_commands(*headings: str) -> list[list[str]]:
@@ -403,3 +424,66 @@ def test_readme_serving_and_jetson_commands_exist() -> None:
             parse_args(argv[3:])
         else:
             parser.parse_args(argv[1:])
+
+
+def test_probe_walks_deepstream_meta(convert_dir: Path, monkeypatch) -> None:
+    """make_probe over a stand-in for pyds's meta lists and raw layer buffers (the real pyds needs DeepStream):
+    it reads each face's host buffers by pointer, decodes them and skips other GIEs' tensor meta."""
+    import sys
+    from types import SimpleNamespace
+
+    import onnxruntime as ort
+
+    from edgeface.deepstream_probe import make_probe
+
+    card = ModelCard.from_dict(load_manifest(convert_dir)["card"])
+    session = ort.InferenceSession(str(convert_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(3).uniform(-1, 1, (2, 3, SIZE, SIZE)).astype(np.float32)
+    batch = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x}), strict=True))
+    expected = decode(card, batch)
+
+    def chain(items):
+        node = None
+        for item in reversed(items):
+            node = SimpleNamespace(data=item, next=node)
+        return node
+
+    buffers = []  # keep the arrays alive while the probe reads them by address
+
+    def tensor_meta(unique_id: int, row: int):
+        layers = []
+        for name, dtype, code in (("probs", np.float16, 1), ("expectation", np.float32, 0)):
+            values = np.ascontiguousarray(batch[name][row].reshape(-1), dtype=dtype)
+            buffers.append(values)
+            layers.append(SimpleNamespace(layerName=name, dataType=code, isInput=False, buffer=values,
+                                          inferDims=SimpleNamespace(numElements=values.size)))
+        return SimpleNamespace(unique_id=unique_id, num_output_layers=len(layers), layers=layers)
+
+    tensor_type, other_type = "tensor-output", "classifier"
+
+    def face(object_id: int, metas):
+        user_metas = [SimpleNamespace(base_meta=SimpleNamespace(meta_type=t), user_meta_data=m) for t, m in metas]
+        return SimpleNamespace(object_id=object_id, text_params=SimpleNamespace(display_text=""),
+                               obj_user_meta_list=chain(user_metas))
+
+    faces = [face(7, [(other_type, None), (tensor_type, tensor_meta(5, 0))]),
+             face(8, [(tensor_type, tensor_meta(9, 1)), (tensor_type, tensor_meta(5, 1))])]
+    batch_meta = SimpleNamespace(frame_meta_list=chain([SimpleNamespace(frame_num=42, obj_meta_list=chain(faces))]))
+    identity = SimpleNamespace(cast=lambda data: data)
+    fake_pyds = SimpleNamespace(
+        gst_buffer_get_nvds_batch_meta=lambda _: batch_meta, NvDsFrameMeta=identity, NvDsObjectMeta=identity,
+        NvDsUserMeta=identity, NvDsInferTensorMeta=identity,
+        NvDsMetaType=SimpleNamespace(NVDSINFER_TENSOR_OUTPUT_META=tensor_type),
+        get_nvds_LayerInfo=lambda meta, i: meta.layers[i], get_ptr=lambda values: values.ctypes.data)
+    gst = SimpleNamespace(PadProbeReturn=SimpleNamespace(OK="ok"))
+    monkeypatch.setitem(sys.modules, "pyds", fake_pyds)
+    monkeypatch.setitem(sys.modules, "gi", SimpleNamespace(repository=SimpleNamespace(Gst=gst)))
+    monkeypatch.setitem(sys.modules, "gi.repository", SimpleNamespace(Gst=gst))
+
+    seen = []
+    probe = make_probe(card, gie_unique_id=5, on_result=lambda *args: seen.append(args))
+    assert probe(None, SimpleNamespace(get_buffer=lambda: object())) == "ok"
+    assert [(frame, obj) for frame, obj, _ in seen] == [(42, 7), (42, 8)]
+    for (_, _, result), want in zip(seen, expected, strict=True):
+        assert result["age"] == pytest.approx(want["age"], abs=0.05)  # probs travelled as FP16
+    assert faces[0].text_params.display_text == f"age {seen[0][2]['age']:.1f}"

@@ -77,17 +77,3 @@ def write_predictions(path: str | Path, paths: list[str], columns: dict[str, np.
         writer.writerow(["image", *columns])
         for i, image in enumerate(paths):
             writer.writerow([image, *(f"{float(col[i]):.4f}" for col in columns.values())])
-
-
-def format_metrics(metrics: dict, indent: str = "") -> str:
-    """Human-readable metrics, one per line (nested dicts such as MAE per decade indented)."""
-    lines = []
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            lines.append(f"{indent}{key}:")
-            lines.append(format_metrics(value, indent + "  "))
-        elif isinstance(value, float):
-            lines.append(f"{indent}{key}: {value:.4f}")
-        else:
-            lines.append(f"{indent}{key}: {value}")
-    return "\n".join(lines)

@@ -18,7 +18,8 @@ nothing about ages, attributes or landmarks; they call a :class:`Task`:
   ``primary_metric`` and ``mode`` ("min" / "max") choose ``best.pt``;
 * ``finalize_card(card, outputs, targets)`` may fit things from validation predictions (thresholds)
   into the card written with ``best.pt``;
-* ``prediction_columns(outputs, targets)`` gives the per-sample columns of a predictions CSV.
+* ``prediction_columns(outputs, targets)`` gives the per-sample columns of a predictions CSV and
+  ``format_metrics(metrics)`` the text ``edgeface eval`` prints.
 
 To plug in another task: subclass :class:`Task`, decorate it with ``@register_task("<card task>")``
 in its own module under ``train/``, and add that module to :data:`TASK_MODULES` so that
@@ -153,14 +154,25 @@ class Task(ABC):
         """Per-sample columns ({name: 1-D array}) for a predictions CSV."""
 
     def format_metrics(self, metrics: dict) -> str:
-        """The metrics as ``edgeface eval`` prints them."""
-        from edgeface.train.evaluate import format_metrics
-
+        """Human-readable metrics for ``edgeface eval`` (one per line, nested dicts indented)."""
         return format_metrics(metrics, "  ")
 
     def plot_metrics(self, metrics: dict, path: str, title: str = "") -> None:
         """A PNG of the metrics (``edgeface eval --plot``)."""
         raise ValueError(f"--plot is not available for the {self.name} task")
+
+
+def format_metrics(metrics: dict, indent: str = "") -> str:
+    """Metrics one per line; nested dicts (MAE per decade) indented below their key."""
+    lines = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            lines += [f"{indent}{key}:", format_metrics(value, indent + "  ")]
+        elif isinstance(value, float):
+            lines.append(f"{indent}{key}: {value:.4f}")
+        else:
+            lines.append(f"{indent}{key}: {value}")
+    return "\n".join(lines)
 
 
 def regression_metrics(pred: np.ndarray, label: np.ndarray, sigma: np.ndarray | None = None,

@@ -254,9 +254,11 @@ def plot_curves(rows: list[dict], path: Path, primary: str, title: str) -> None:
     os.replace(tmp, path)
 
 
-def train_model(config: TrainConfig) -> Path:
+def train_model(config: TrainConfig, task: Task | None = None) -> Path:
     """Train as the config says; returns the path of ``best.pt`` (files in ``config.out``:
-    last.pt, best.pt, log.csv, curves.png, config.json, metrics.json)."""
+    last.pt, best.pt, log.csv, curves.png, config.json, metrics.json).
+
+    ``task`` defaults to the registered task named by ``config.task``."""
     cfg = config
     torch.set_num_threads(max(1, cfg.threads))
     device = resolve_device(cfg.device)
@@ -272,7 +274,7 @@ def train_model(config: TrainConfig) -> Path:
         raise ValueError(f"{out} already holds a run (last.pt); use --resume or another --out")
 
     torch.manual_seed(cfg.seed)
-    task = task_from_config(cfg)
+    task = task or task_from_config(cfg)
     spec = PreprocessSpec(input_size=cfg.input_size)
     faces = load_faces(cfg, task, spec, dist)
     train_idx, val_idx = split_indices(faces, cfg.val_fraction, cfg.seed, cfg.folds, cfg.fold, cfg.protocol)

@@ -17,6 +17,7 @@ age, beauty), so the subjective group gets the deeper branch. Our rule for the s
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,6 +48,34 @@ def split_groups(attributes: tuple[str, ...] | list[str]) -> tuple[list[int], li
     return objective, subjective
 
 
+def pool_matrix(out_size: int, in_size: int) -> torch.Tensor:
+    """(out, in) averaging matrix with nn.AdaptiveAvgPool's bins: row i covers floor(i*in/out)..ceil((i+1)*in/out).
+
+    Built in numpy so an export trace records it as a constant, not as graph ops.
+    """
+    m = np.zeros((out_size, in_size), np.float32)
+    for i in range(out_size):
+        start, end = (i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)
+        m[i, start:end] = 1.0 / (end - start)
+    return torch.from_numpy(m)
+
+
+class GridAvgPool2d(nn.Module):
+    """``nn.AdaptiveAvgPool2d(size)`` computed as two matmuls with its pooling matrices: the same numbers,
+    but exportable to ONNX at any input size (the exporter only takes output sizes dividing the input,
+    which 224 px -> 14 -> 4 is not)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # int(): under export tracing the sizes become constants, so the matrices are baked into the graph
+        rows = pool_matrix(self.size, int(x.shape[-2])).to(device=x.device, dtype=x.dtype)
+        cols = pool_matrix(self.size, int(x.shape[-1])).t().to(device=x.device, dtype=x.dtype)
+        return torch.matmul(torch.matmul(rows, x), cols)
+
+
 class DMMCNN(nn.Module):
     """Shared trunk, landmark head, objective branch and deeper subjective branch.
 
@@ -70,7 +99,7 @@ class DMMCNN(nn.Module):
         width = trunk_channels[-1]
         self.trunk = vgg_stages(trunk_channels, trunk_depths)
         self.landmark_head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+            GridAvgPool2d(4), nn.Flatten(),
             nn.Linear(width * 16, 128), nn.ReLU(inplace=True), nn.Linear(128, 2 * num_landmarks),
         )
         self.objective = nn.Sequential(

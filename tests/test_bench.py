@@ -1,0 +1,167 @@
+"""Benchmark harness: statistics, schema, job enumeration, and a real (tiny) measurement end to end."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from edgeface.benchmarks import bench
+from edgeface.benchmarks.schema import load_schema, validate_result
+from edgeface.benchmarks.timing import concurrent_throughput, latency_stats, time_calls, warm_up
+
+SIZE = 32
+
+
+def test_latency_stats_percentiles():
+    samples = np.arange(1, 101) / 1000.0  # 1..100 ms
+    s = latency_stats(samples)
+    assert s["n"] == 100 and s["min"] == 1.0 and s["max"] == 100.0
+    assert s["mean"] == pytest.approx(50.5)
+    assert s["p50"] == pytest.approx(50.5) and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
+    assert s["std"] == pytest.approx(np.std(np.arange(1, 101), ddof=1), rel=1e-4)
+    assert latency_stats([0.002])["std"] == 0.0
+    with pytest.raises(ValueError):
+        latency_stats([])
+
+
+def test_time_based_loops_with_a_fake_clock():
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def call() -> None:
+        now[0] += 0.25
+
+    samples = time_calls(call, seconds=2.0, min_calls=3, clock=clock)
+    assert samples == [0.25] * 8  # stops once the measured window is used up
+    assert len(time_calls(call, seconds=0.0, min_calls=3, clock=clock)) == 3
+    calls = []
+    assert warm_up(lambda: calls.append(1), seconds=0.0, min_calls=2) == 2
+
+
+def test_concurrent_throughput_counts_every_stream():
+    result = concurrent_throughput([lambda: None, lambda: None], batch=4, seconds=0.05)
+    assert result["streams"] == 2 and result["requests"] > 0
+    assert result["images_per_s"] == pytest.approx(result["requests"] * 4 / result["seconds"], rel=0.02)
+
+    def boom() -> None:
+        raise RuntimeError("stream failed")
+
+    with pytest.raises(RuntimeError, match="stream failed"):
+        concurrent_throughput([boom], batch=1, seconds=0.01)
+
+
+@pytest.fixture(scope="session")
+def convert_folder(tmp_path_factory):
+    """A real convert output folder: a tiny TinyAgeNet exported to ONNX (no calibration needed)."""
+    pytest.importorskip("onnxruntime")
+    from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint
+
+    work = tmp_path_factory.mktemp("bench")
+    ckpt = bench.fresh_checkpoint("tinyagenet", work, SIZE)
+    convert_checkpoint(ckpt, ["onnx"], out_dir=work / "tiny", options=ConvertOptions(progress=False))
+    return work / "tiny"
+
+
+SETTINGS = {"batches": [1, 2], "duration_s": 0.1, "warmup_s": 0.02, "streams": 2, "backends": ["torch", "onnxruntime"],
+            "device": "cpu"}
+
+
+@pytest.fixture(scope="session")
+def document(convert_folder):
+    jobs = bench.folder_jobs(convert_folder, ["torch", "onnxruntime"], "cpu")
+    jobs = bench.expand_variants(jobs, [1], {})
+    return bench.run_benchmark(jobs, SETTINGS, isolate=False, progress=False)
+
+
+def test_folder_jobs_lists_checkpoint_and_artifacts(convert_folder):
+    jobs = bench.folder_jobs(convert_folder, ["torch", "onnxruntime", "openvino"], "cpu")
+    assert {(j["target"], j["backend"]) for j in jobs} == {("pytorch", "torch"), ("onnx", "onnxruntime")}
+    only_ort = bench.folder_jobs(convert_folder, ["onnxruntime"], "cpu")
+    assert [j["target"] for j in only_ort] == ["onnx"]
+    variants = bench.expand_variants(only_ort, [1, 2], {"onnxruntime": [{}]})
+    assert [v["threads"] for v in variants] == [1, 2]
+
+
+def test_measured_document_follows_the_schema(document):
+    validate_result(document)
+    assert document["format"] == "edgeface-bench/1"
+    rows = {r["target"]: r for r in document["results"]}
+    assert set(rows) == {"pytorch", "onnx"}
+    for r in rows.values():
+        assert r["status"] == "ok", r["reason"]
+        assert r["params"] == 934_869 and r["macs"] > 0
+        assert r["file_mib"] > 3 and r["load_s"] > 0 and r["peak_rss_mib"] > 0
+        assert [b["batch"] for b in r["batches"]] == [1, 2]
+        for b in r["batches"]:
+            s = b["latency_ms"]
+            assert 0 < s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
+            assert b["throughput_latency_mode"] == pytest.approx(b["batch"] * 1000 / s["mean"], rel=1e-3)
+            assert b["throughput_mode"]["streams"] == 2 and b["throughput_mode"]["images_per_s"] > 0
+    table = bench.markdown_table(document)
+    assert "| tinyagenet | onnx | onnxruntime | fp32 | t=1 |" in table
+    json.dumps(document)  # plain JSON
+
+
+def test_schema_rejects_broken_documents(document):
+    broken = copy.deepcopy(document)
+    del broken["results"][0]["batches"][0]["latency_ms"]["p99"]
+    with pytest.raises(ValueError, match="p99"):
+        validate_result(broken)
+    broken = copy.deepcopy(document)
+    broken["results"][0]["precision"] = "fp8"
+    with pytest.raises(ValueError, match="fp8"):
+        validate_result(broken)
+    assert load_schema()["properties"]["format"]["enum"] == ["edgeface-bench/1"]
+
+
+def test_isolated_run_measures_in_a_fresh_process(convert_folder):
+    jobs = bench.expand_variants(bench.folder_jobs(convert_folder, ["onnxruntime"], "cpu"), [1], {})
+    settings = dict(SETTINGS, batches=[1], streams=1)
+    doc = bench.run_benchmark(jobs, settings, isolate=True, progress=False)
+    row = doc["results"][0]
+    assert row["status"] == "ok", row["reason"]
+    assert row["batches"][0]["throughput_mode"] is None  # streams=1: latency mode only
+
+
+def test_failed_backend_is_recorded_not_fatal(convert_folder):
+    jobs = bench.expand_variants(bench.folder_jobs(convert_folder, ["onnxruntime"], "cpu"), [1], {})
+    jobs[0]["device"] = "no-such-device"
+    doc = bench.run_benchmark(jobs, dict(SETTINGS, batches=[1]), isolate=False, progress=False)
+    assert doc["results"][0]["status"] == "failed" and "no-such-device" in doc["results"][0]["reason"]
+
+
+def test_best_row_respects_the_drift_gate(document):
+    rows = copy.deepcopy(document["results"])
+    fastest = bench.best_row(rows, "tinyagenet")
+    fastest["drift"] = {"gate": {"passed": False}}
+    other = bench.best_row(rows, "tinyagenet", drift_gate=True)
+    assert other is not fastest and other is not None
+    assert bench.best_row(rows, "thinagenet") is None
+
+
+def test_cli_rejects_unknown_inputs(tmp_path):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["no-such-model-or-folder", "--no-baseline"])
+    with pytest.raises(FileNotFoundError, match="neither a convert output folder nor a model"):
+        bench.collect_jobs(args.inputs, args, tmp_path)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["x", "--batch", "0"])
+
+
+@pytest.mark.skipif("not __import__('shutil').which('nvidia-smi')", reason="no NVIDIA GPU here: the CUDA "
+                    "compute-only (CUDA events) path needs one")
+def test_cuda_compute_only(convert_folder):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("PyTorch here has no CUDA")
+    jobs = bench.expand_variants(bench.folder_jobs(convert_folder, ["torch"], "cuda"), [None], {})
+    doc = bench.run_benchmark(jobs, dict(SETTINGS, batches=[1], streams=1, device="cuda"), isolate=False,
+                              progress=False)
+    assert doc["results"][0]["batches"][0]["compute_only_ms"]["mean"] > 0

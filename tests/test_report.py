@@ -1,0 +1,106 @@
+"""Claims check verdicts and the merged multi-device report (documents built by hand, so every verdict is known)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeface.benchmarks import claims, report
+from edgeface.benchmarks.schema import validate_result
+
+PARAMS = {"thinagenet": 3_708_229, "tinyagenet": 934_869, "vgg16-dldl": 134_678_565}
+
+
+def _row(model, target, backend, precision, ms, drift=None, status="ok"):
+    stats = {"mean": ms, "std": 0.1, "p50": ms, "p90": ms, "p95": ms, "p99": ms, "min": ms, "max": ms, "n": 10}
+    return {"model": model, "baseline": model == "vgg16-dldl", "target": target, "backend": backend, "device": "cpu",
+            "format": {"torch": "pytorch", "onnxruntime": "onnx", "openvino": "openvino"}[backend],
+            "precision": precision, "threads": 2, "options": {}, "data": "SYNTHETIC (generated)", "input_size": 224,
+            "params": PARAMS[model], "macs": 1, "file_mib": PARAMS[model] * 4 / 2**20, "status": status, "reason": "",
+            "load_s": 0.1, "rss_after_load_mib": 1.0, "peak_rss_mib": 200.0, "drift": drift,
+            "batches": [] if status != "ok" else [{
+                "batch": 1, "latency_ms": stats, "throughput_latency_mode": 1000 / ms,
+                "throughput_mode": {"streams": 2, "images_per_s": 1500 / ms}, "compute_only_ms": None,
+                "power": None, "images_per_joule": None}]}
+
+
+def _gate(passed, delta=0.01):
+    return {"gate": {"metric": "mae", "value": 5.0, "reference": 5.0 - delta, "delta": delta, "limit": 0.15,
+                     "units": "years", "passed": passed}}
+
+
+def _document(device="amd-epyc-2c", created="2026-11-23T10:00:00Z"):
+    results = [
+        _row("vgg16-dldl", "pytorch", "torch", "fp32", 250.0),
+        _row("vgg16-dldl", "onnx", "onnxruntime", "fp32", 200.0),
+        _row("thinagenet", "pytorch", "torch", "fp32", 85.0),  # 2.94x: between the paper's 2.6x and the 3x
+        _row("thinagenet", "onnx", "onnxruntime", "fp32", 48.0, _gate(True)),
+        _row("thinagenet", "onnx-int8", "onnxruntime", "int8", 10.0, _gate(False, 0.9)),  # fastest, gate failed
+        _row("thinagenet", "openvino-int8", "onnxruntime", "int8", 22.0, _gate(True)),
+        _row("tinyagenet", "pytorch", "torch", "fp32", 100.0),  # 2.5x: goal not met
+        _row("tinyagenet", "onnx", "onnxruntime", "fp32", 6.5, _gate(True)),
+        _row("tinyagenet", "trt-fp16", "onnxruntime", "fp16", 1.0, status="skipped"),
+    ]
+    fingerprint = {"hostname": "h", "cpu": {"model": "AMD EPYC", "logical_cores": 2, "isa": {"avx2": True}},
+                   "ram_gib": 23.5, "os": {}, "gpu": None, "jetson": None, "libraries": {"onnxruntime": "1.32"},
+                   "git": {"commit": "abc", "dirty": False}, "load_average": [0.1, 0.1, 0.1]}
+    return validate_result({
+        "format": "edgeface-bench/1", "edgeface_version": "0.1.0", "created": created, "device": device,
+        "fingerprint": fingerprint, "preflight_warnings": [], "load_average": {"before": [0.1], "after": [0.2]},
+        "settings": {"batches": [1], "duration_s": 3.0, "warmup_s": 1.0, "streams": 2, "device": "cpu"},
+        "results": results})
+
+
+def _by(rows, claim_start, backend=None, precision=None):
+    return [r for r in rows if r["claim"].startswith(claim_start) and (backend is None or r["backend"] == backend)
+            and (precision is None or r["precision"] == precision)]
+
+
+def test_claims_verdicts():
+    rows = claims.claims_table([_document()])
+    (params,) = _by(rows, "ThinAgeNet has 36x")
+    assert params["verdict"] == "confirmed" and "36.3x" in params["measured"]
+    assert _by(rows, "TinyAgeNet has 0.9M")[0]["verdict"] == "confirmed"
+    assert _by(rows, "TinyAgeNet model is 3.8 MB")[0]["verdict"] == "confirmed"
+    (torch_thin,) = _by(rows, "ThinAgeNet is 2.6x", "torch")
+    assert torch_thin["verdict"] == "partly: >= 2.6x, < 3x" and torch_thin["ratio"] == pytest.approx(250 / 85, 1e-3)
+    (ort_int8,) = _by(rows, "ThinAgeNet is 2.6x", "onnxruntime", "int8")
+    assert ort_int8["ratio"] == pytest.approx(200 / 22, 1e-3)  # the gate-failed 10 ms artifact is not used
+    assert ort_int8["verdict"] == "confirmed (>= 3x)"
+    assert _by(rows, "TinyAgeNet is at least 3x", "torch")[0]["verdict"] == "not met"
+    (thin_goal,) = _by(rows, "thinagenet batch-1 latency")
+    assert thin_goal["verdict"] == "met" and "22.00 ms" in thin_goal["measured"]
+    (tiny_goal,) = _by(rows, "tinyagenet batch-1 latency")
+    assert tiny_goal["verdict"] == "met" and tiny_goal["backend"] == "onnxruntime"
+    text = claims.claims_markdown(rows)
+    assert text.count("\n") == len(rows) + 1 and "**not met**" in text
+
+
+def test_report_merges_devices_and_writes_plots(tmp_path):
+    old = _document(created="2026-11-23T09:00:00Z")
+    old["results"] = old["results"][:2]
+    paths = []
+    for i, doc in enumerate([old, _document(), _document(device="nvidia-jetson-agx-orin")]):
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(doc))
+    docs = report.load_results(paths)
+    assert sorted(d["device"] for d in docs) == ["amd-epyc-2c", "nvidia-jetson-agx-orin"]
+    assert len(next(d for d in docs if d["device"] == "amd-epyc-2c")["results"]) == 9  # newest run kept
+    out = report.write_report(docs, tmp_path / "out" / "REPORT.md")
+    text = out.read_text()
+    assert "SYNTHETIC" in text and "## Claims check" in text and "nvidia-jetson-agx-orin" in text
+    assert "FAILED (mae delta +0.900)" in text
+    assert "trt-fp16 (onnxruntime): skipped" in text
+    for name in ("report_latency_vs_params.png", "report_latency_per_backend.png", "report_speed_vs_drift.png"):
+        png = tmp_path / "out" / name
+        assert png.read_bytes()[:4] == b"\x89PNG" and f"({name})" in text
+
+
+def test_report_rejects_bad_input(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        report.load_results([tmp_path / "missing.json"])
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="bad.json"):
+        report.load_results([bad])
