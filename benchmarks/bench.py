@@ -34,6 +34,14 @@ BASELINE_TARGETS = ("onnx", "openvino")
 
 
 # ----------------------------------------------------------------------------------------------- jobs
+def backend_device(backend: str, device: str) -> str:
+    """The bench's ``--device`` (cpu, cuda, cuda:N) in each runner's spelling."""
+    if device == "cpu" or not device.startswith("cuda"):
+        return device
+    index = device.split(":")[1] if ":" in device else "0"
+    return {"onnxruntime": "cuda", "tensorrt": f"cuda:{index}", "torch": f"cuda:{index}"}.get(backend, device)
+
+
 def folder_jobs(folder: str | Path, backends: list[str], device: str, baseline: bool = False) -> list[dict]:
     """One job per built artifact of a convert output folder (plus its PyTorch checkpoint), and one
     'skipped' row per artifact the convert step skipped or failed, so reports can say why."""
@@ -42,7 +50,7 @@ def folder_jobs(folder: str | Path, backends: list[str], device: str, baseline: 
     folder = Path(folder)
     manifest = load_manifest(folder)
     card = manifest["card"]
-    common = {"model": card["model"], "baseline": baseline, "device": device, "data": card.get("data", ""),
+    common = {"model": card["model"], "baseline": baseline or card["model"] == BASELINE, "data": card.get("data", ""),
               "input_size": card["preprocess"]["input_size"], "card": card}
     jobs = []
     ckpt = (manifest.get("source") or {}).get("checkpoint")
@@ -50,6 +58,7 @@ def folder_jobs(folder: str | Path, backends: list[str], device: str, baseline: 
         ckpt = str(folder / ckpt)
     if "torch" in backends and ckpt and Path(ckpt).is_file():
         jobs.append({**common, "target": "pytorch", "format": "pytorch", "precision": "fp32", "backend": "torch",
+                     "device": backend_device("torch", device),
                      "artifact": ckpt, "bytes": Path(ckpt).stat().st_size, "drift": None,
                      "status": "ok", "reason": ""})
     for name, entry in manifest["artifacts"].items():
@@ -57,7 +66,8 @@ def folder_jobs(folder: str | Path, backends: list[str], device: str, baseline: 
         if backend not in backends:
             continue
         job = {**common, "target": name, "format": entry["format"], "precision": entry["precision"],
-               "backend": backend, "artifact": str(folder / entry["file"]), "bytes": entry.get("bytes"),
+               "backend": backend, "device": backend_device(backend, device),
+               "artifact": str(folder / entry["file"]), "bytes": entry.get("bytes"),
                "drift": entry.get("drift"), "status": entry["status"], "reason": entry.get("reason", "")}
         jobs.append(job)
     return jobs
@@ -199,6 +209,33 @@ def _cuda_compute_only(runner, x: np.ndarray, warmup_s: float, seconds: float) -
     return latency_stats(samples)
 
 
+def _tensorrt_compute_only(runner, x: np.ndarray, warmup_s: float, seconds: float) -> dict:
+    """Compute-only latency of a TensorRT engine: ``execute_async_v3`` alone between two CUDA events on the
+    runner's stream, input already in device memory (the runner's buffers, filled by one ``infer``)."""
+    runner.infer(x)  # allocates this shape's buffers, binds the tensor addresses, uploads x
+    cuda = runner._cuda
+    runner._ctx.push()
+    try:
+        start, end = cuda.Event(), cuda.Event()
+
+        def call() -> None:
+            if not runner.context.execute_async_v3(runner.stream.handle):
+                raise RuntimeError("TensorRT execution failed")
+
+        warm_up(lambda: (call(), runner.stream.synchronize()), warmup_s)
+        samples = []
+        t_end = time.perf_counter() + seconds
+        while len(samples) < 5 or time.perf_counter() < t_end:
+            start.record(runner.stream)
+            call()
+            end.record(runner.stream)
+            end.synchronize()
+            samples.append(start.time_till(end) / 1000.0)
+        return latency_stats(samples)
+    finally:
+        runner._ctx.pop()
+
+
 def run_job(job: dict, settings: dict) -> dict:
     """Measure one (artifact, backend, variant) at every batch size; runs inside a fresh process."""
     import importlib
@@ -245,8 +282,9 @@ def run_job(job: dict, settings: dict) -> dict:
                     finally:
                         for r in extra:
                             r.close()
-            if gpu and job["backend"] == "torch":
-                row["compute_only_ms"] = _cuda_compute_only(runner, x, settings["warmup_s"], settings["duration_s"])
+            if gpu and job["backend"] in ("torch", "tensorrt"):
+                compute_only = _cuda_compute_only if job["backend"] == "torch" else _tensorrt_compute_only
+                row["compute_only_ms"] = compute_only(runner, x, settings["warmup_s"], settings["duration_s"])
             result["batches"].append(row)
     finally:
         runner.close()

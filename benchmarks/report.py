@@ -15,9 +15,34 @@ from edgeface.benchmarks.claims import claims_markdown, claims_table
 from edgeface.benchmarks.schema import validate_result
 
 
+def _config_key(row: dict) -> tuple:
+    return (row["model"], row["target"], row["backend"], row["device"], row["threads"],
+            tuple(sorted((row.get("options") or {}).items())))
+
+
+def merge_runs(runs: list[dict]) -> dict:
+    """Several runs of one device -> one document: a configuration measured again replaces the older row
+    (e.g. a re-run on a quieter machine); fingerprint and settings are the newest run's, load averages and
+    warnings of every run are kept."""
+    runs = sorted(runs, key=lambda d: d["created"])
+    rows: dict[tuple, dict] = {}
+    for doc in runs:
+        for row in doc["results"]:
+            rows[_config_key(row)] = row
+    merged = dict(runs[-1])
+    merged["results"] = list(rows.values())
+    if len(runs) > 1:
+        merged["preflight_warnings"] = list(dict.fromkeys(w for d in runs for w in d["preflight_warnings"]))
+        merged["load_average"] = {"before": [max(d["load_average"]["before"][0] for d in runs)],
+                                  "after": [max(d["load_average"]["after"][0] for d in runs)]}
+        merged["runs"] = [{"created": d["created"], "load_average": d["load_average"],
+                           "configs": len(d["results"])} for d in runs]
+    return merged
+
+
 def load_results(paths: list[str | Path]) -> list[dict]:
-    """Read and validate result documents; a device measured twice keeps its newest run."""
-    by_device: dict[str, dict] = {}
+    """Read and validate result documents; runs of the same device are merged (:func:`merge_runs`)."""
+    by_device: dict[str, list[dict]] = {}
     for path in paths:
         path = Path(path)
         if not path.is_file():
@@ -30,10 +55,8 @@ def load_results(paths: list[str | Path]) -> list[dict]:
             validate_result(doc)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from e
-        old = by_device.get(doc["device"])
-        if old is None or doc["created"] >= old["created"]:
-            by_device[doc["device"]] = doc
-    return list(by_device.values())
+        by_device.setdefault(doc["device"], []).append(doc)
+    return [merge_runs(runs) for runs in by_device.values()]
 
 
 def _synthetic(documents: list[dict]) -> bool:
@@ -54,7 +77,8 @@ def devices_markdown(documents: list[dict]) -> str:
         commit = (fp["git"]["commit"] or "-")[:10] + (" (dirty)" if fp["git"].get("dirty") else "")
         lines.append(f"| {d['device']} | {fp['cpu']['model']} | {fp['cpu']['logical_cores']} | {isa} | "
                      f"{fp['ram_gib']} | {gpu} | {jet} | {libs} | {commit} | "
-                     f"{d['load_average']['before'][0]} / {d['load_average']['after'][0]} |")
+                     f"{d['load_average']['before'][0]} / {d['load_average']['after'][0]} "
+                     f"(worst of {len(d.get('runs', [d]))} run(s)) |")
     warnings = [f"- {d['device']}: {w}" for d in documents for w in d["preflight_warnings"]]
     if warnings:
         lines += ["", "Preflight warnings (the numbers below were taken under these conditions):", "", *warnings]

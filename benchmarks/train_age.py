@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work", type=Path, default=Path("/tmp/edgeface-train-bench"))
     parser.add_argument("--models", nargs="+", default=["tinyagenet", "thinagenet"])
-    parser.add_argument("--epochs", nargs="+", type=int, default=[7, 1],
+    parser.add_argument("--epochs", nargs="+", type=int, default=[16, 3],
                         help="epochs per model (same order as --models), sized to a ~25 min budget; lr x0.1 at 75%")
     parser.add_argument("--attr-epochs", type=int, default=8)
     parser.add_argument("--skip-attractiveness", action="store_true")

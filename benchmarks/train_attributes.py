@@ -171,8 +171,10 @@ def markdown(results: dict) -> str:
         secs = f"{r['seconds']:.0f}" if r["seconds"] is not None else "-"
         lines.append(f"| {r['run']} | {r['acc']:.4f} | {r['bacc']:.4f} | {nme} | {secs} |")
     lines += ["", "The landmark baseline in the last row is the mean shape (always predicting the alignment "
-              "template).", "", f"Total wall time: {results['wall_seconds']:.0f} s. Per-attribute figures of the "
-              "full model: `train_attributes.json`, chart `train_attributes.png`."]
+              "template). Training seconds depend on how busy the shared CPU was during each run; they do not "
+              "compare the configurations' cost.", "",
+              f"Total wall time: {results['wall_seconds']:.0f} s. Per-attribute figures of the full model: "
+              "`train_attributes.json`, chart `train_attributes.png`."]
     return "\n".join(lines) + "\n"
 
 

@@ -198,8 +198,7 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
         for name, reason in skipped.items():
             manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
         write_manifest(work, manifest)
-        if faces is not None or calib_x is not None:
-            _measure_drift(checkpoint, card, manifest, work, faces, sample, options)
+        _measure_drift(checkpoint, card, manifest, work, faces, sample, calib_x is not None, options)
         for name, note in notes.items():
             manifest["artifacts"][name]["notes"] = note
         write_manifest(work, manifest)
@@ -261,7 +260,7 @@ def _build_one(name: str, model, card: ModelCard, work: Path, sample: np.ndarray
 
 
 def _measure_drift(checkpoint, card: ModelCard, manifest: dict, work: Path, faces, sample: np.ndarray,
-                   options: ConvertOptions) -> None:
+                   real_sample: bool, options: ConvertOptions) -> None:
     """Fill each built artifact's drift: eval metrics vs PyTorch (same eval code) and max |output diff|."""
     from edgeface.runtime.base import open_runner
     from edgeface.train.evaluate import evaluate_runner
@@ -277,7 +276,9 @@ def _measure_drift(checkpoint, card: ModelCard, manifest: dict, work: Path, face
         if entry["status"] != "ok":
             continue
         metrics, outputs = run(work / entry["file"])
-        drift = {"compared_on": f"{len(faces)} eval faces" if faces is not None else f"{len(sample)} calibration faces",
+        compared_on = (f"{len(faces)} eval faces" if faces is not None else
+                       f"{len(sample)} calibration faces" if real_sample else f"{len(sample)} pseudo-random inputs")
+        drift = {"compared_on": compared_on,
                  "max_abs_diff": {k: float(np.max(np.abs(outputs[k] - ref_out[k]))) for k in ref_out}}
         if metrics is not None:
             gate = gate_check(card, entry["precision"], metrics, reference, options.gates)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -73,6 +76,19 @@ def calibration_key(model_sha256: str, data_sha256: str, method: str, **options)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+@contextlib.contextmanager
+def _quiet():
+    """ONNX Runtime's quantiser prints histogram chatter and a pre-processing hint on every run: hide them."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
 def cpu_has_vnni() -> bool:
     """Whether this x86 CPU has VNNI (or is not x86): without it ONNX Runtime's 8-bit x 8-bit kernels
     (AVX2 vpmaddubsw) saturate their int16 pair sums, so weights must use 7 bits (``reduce_range``)."""
@@ -117,7 +133,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
     if run_cache:
         run_cache.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with atomic_path(dst) as tmp:
+        with atomic_path(dst) as tmp, _quiet():
             quantize_static(
                 str(src), str(tmp), None if cache_hit else _BatchReader(calib_x),
                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,

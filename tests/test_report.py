@@ -86,7 +86,13 @@ def test_report_merges_devices_and_writes_plots(tmp_path):
         paths[-1].write_text(json.dumps(doc))
     docs = report.load_results(paths)
     assert sorted(d["device"] for d in docs) == ["amd-epyc-2c", "nvidia-jetson-agx-orin"]
-    assert len(next(d for d in docs if d["device"] == "amd-epyc-2c")["results"]) == 9  # newest run kept
+    merged = next(d for d in docs if d["device"] == "amd-epyc-2c")
+    assert len(merged["results"]) == 9 and len(merged["runs"]) == 2  # re-measured configs replaced, none lost
+    rerun = _document(created="2026-11-23T11:00:00Z")
+    rerun["results"] = [_row("tinyagenet", "onnx", "onnxruntime", "fp32", 5.0, _gate(True))]
+    again = report.merge_runs([merged, rerun])
+    tiny_onnx = [r for r in again["results"] if r["model"] == "tinyagenet" and r["target"] == "onnx"]
+    assert len(again["results"]) == 9 and tiny_onnx[0]["batches"][0]["latency_ms"]["mean"] == 5.0
     out = report.write_report(docs, tmp_path / "out" / "REPORT.md")
     text = out.read_text()
     assert "SYNTHETIC" in text and "## Claims check" in text and "nvidia-jetson-agx-orin" in text

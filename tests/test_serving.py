@@ -313,6 +313,26 @@ def test_deepstream_config_matches_manifest_and_preprocessing(convert_dir: Path,
                                                      "model.onnx"]
 
 
+def test_deepstream_uses_the_prebuilt_engine(convert_dir: Path, tmp_path: Path, capsys) -> None:
+    """A built trt-fp16 engine is copied and named in model-engine-file; its profile caps batch-size."""
+    folder = tmp_path / "convert"
+    shutil.copytree(convert_dir, folder)
+    (folder / "model.fp16.engine").write_bytes(b"serialized plan bytes stand-in")
+    manifest = load_manifest(folder)
+    manifest["artifacts"]["trt-fp16"] = artifact_entry("trt-fp16", ModelCard.from_dict(manifest["card"]), folder,
+                                                       build_device={"profile": {"min": 1, "opt": 1, "max": 8}})
+    write_manifest(folder, manifest)
+    out = tmp_path / "ds"
+    common = ["export", "deepstream", folder, "--out", out, "--operate-on-gie-id", 1, "--operate-on-class-ids", "0"]
+    assert run_cli(*common, "--batch-size", 16) == 2 and "batch 8 at most" in capsys.readouterr().err
+    assert not out.exists()
+    assert run_cli(*common, "--batch-size", 8) == 0
+    keys = read_ini(out / "config_infer_secondary_edgeface.txt")
+    assert keys["model-engine-file"] == "model.fp16.engine" and keys["onnx-file"] == "model.onnx"
+    assert keys["network-mode"] == "2"
+    assert (out / "model.fp16.engine").read_bytes() == (folder / "model.fp16.engine").read_bytes()
+
+
 def test_deepstream_bad_requests_write_nothing(convert_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "ds"
     common = ["export", "deepstream", convert_dir, "--out", out, "--operate-on-gie-id", 1]

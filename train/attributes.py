@@ -380,6 +380,10 @@ def metrics_table(metrics: dict) -> str:
                      f"{m['balanced_accuracy']:.3f} | {m['baseline_accuracy']:.3f} |")
     lines.append(f"| **mean** | | | **{metrics['mean_accuracy']:.3f}** | **{metrics['mean_balanced_accuracy']:.3f}** "
                  f"| {metrics['baseline_mean_accuracy']:.3f} |")
+    if "mean_balanced_accuracy_at_0.5" in metrics:
+        lines += ["", f"Thresholds: {metrics['thresholds']}. At 0.5: mean accuracy "
+                      f"{metrics['mean_accuracy_at_0.5']:.3f}, mean balanced accuracy "
+                      f"{metrics['mean_balanced_accuracy_at_0.5']:.3f}."]
     if "landmark_nme" in metrics:
         lines.append("")
         lines.append(f"Landmark NME (inter-ocular, {metrics['landmark_n']} faces): {metrics['landmark_nme']:.4f} "

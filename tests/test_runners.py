@@ -1,0 +1,148 @@
+"""Runners open every converted format, agree with PyTorch on real crops, and refuse broken files clearly."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from convert_helpers import SPEC, converted, real_crops, tiny_checkpoint
+
+from edgeface.convert.tensorrt_build import (
+    BatchProfile,
+    check_dla,
+    network_flags,
+    parse_l4t,
+    tensorrt_unavailable,
+)
+from edgeface.preprocess import to_input
+from edgeface.runtime.base import open_runner
+from edgeface.runtime.runner_openvino import OpenVinoRunner
+from edgeface.runtime.runner_tensorrt import compatibility_error
+
+# mean |expectation - PyTorch| in years on 32 real crops, per precision (the random-trunk test model is
+# much more INT8-sensitive than a trained one; see convert_helpers)
+TOLERANCE = {"fp32": 1e-3, "fp16": 0.3, "int8": 6.0}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, utkface_dir) -> tuple[Path, dict]:
+    return converted(tmp_path_factory, utkface_dir)
+
+
+@pytest.fixture(scope="module")
+def batch_and_reference(tmp_path_factory, utkface_dir):
+    crops, _ = real_crops(utkface_dir, 32)
+    x = to_input(crops, SPEC)
+    with open_runner(tiny_checkpoint(tmp_path_factory, utkface_dir), threads=2) as torch_runner:
+        return x, torch_runner.infer(x)
+
+
+def test_every_built_artifact_agrees_with_torch(folder, batch_and_reference):
+    out, manifest = folder
+    x, reference = batch_and_reference
+    for name, entry in manifest["artifacts"].items():
+        if entry["status"] != "ok":
+            continue
+        with open_runner(out / entry["file"], threads=2) as runner:
+            assert runner.card.model == "tinyagenet" and runner.input_spec["shape"] == [-1, 3, 32, 32]
+            result = runner.infer(x)
+        assert set(result) == {"probs", "expectation"}
+        assert result["probs"].shape == (32, 101) and result["probs"].dtype == np.float32
+        np.testing.assert_allclose(result["probs"].sum(1), 1.0, atol=1e-3)
+        diff = np.abs(result["expectation"] - reference["expectation"]).mean()
+        assert diff < TOLERANCE[entry["precision"]], (name, diff)
+
+
+def test_card_comes_from_the_file_without_a_manifest(folder, tmp_path):
+    out, _ = folder
+    for name in ("model.onnx", "model.xml", "model.bin"):
+        shutil.copy(out / name, tmp_path / name)
+    for name in ("model.onnx", "model.xml"):
+        with open_runner(tmp_path / name) as runner:
+            assert runner.card.task == "age" and runner.card.preprocess.input_size == 32
+
+
+def test_openvino_hints_threads_and_async_queue(folder, batch_and_reference):
+    out, _ = folder
+    x, _ = batch_and_reference
+    with OpenVinoRunner(out / "model.int8.xml", threads=1, hint="THROUGHPUT") as runner:
+        single = [runner.infer(x[i:i + 1])["expectation"] for i in range(6)]
+        queued = runner.infer_many([x[i:i + 1] for i in range(6)], jobs=2)
+        np.testing.assert_allclose(np.concatenate(single), np.concatenate([q["expectation"] for q in queued]),
+                                   atol=1e-5)
+    with pytest.raises(ValueError, match="performance hint"):
+        OpenVinoRunner(out / "model.xml", hint="FASTEST")
+
+
+def test_onnxruntime_refuses_missing_provider(folder):
+    from edgeface.runtime.base import BackendUnavailable
+
+    out, _ = folder
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("CUDA provider present here")
+    with pytest.raises(BackendUnavailable, match="CUDAExecutionProvider"):
+        open_runner(out / "model.onnx", device="cuda")
+
+
+def test_truncated_artifacts_fail_with_one_clear_line(folder, tmp_path):
+    out, _ = folder
+    for name in ("model.onnx", "model.int8.onnx", "model.xml"):
+        data = (out / name).read_bytes()
+        (tmp_path / name).write_bytes(data[: len(data) // 2])
+    shutil.copy(out / "model.bin", tmp_path / "model.bin")
+    for name in ("model.onnx", "model.int8.onnx", "model.xml"):
+        with pytest.raises(ValueError, match="cannot (load ONNX model|read OpenVINO IR)") as info:
+            open_runner(tmp_path / name)
+        assert str(tmp_path / name) in str(info.value)
+    (tmp_path / "model.bin").unlink()
+    shutil.copy(out / "model.xml", tmp_path / "model.xml")
+    with pytest.raises(ValueError, match="weights missing"):
+        open_runner(tmp_path / "model.xml")
+
+
+def test_tensorrt_engine_compatibility_is_checked_against_the_manifest():
+    built = {"tensorrt": "10.3.0", "gpu": "Orin"}
+    assert compatibility_error(built, "10.3.0", "Orin") is None
+    message = compatibility_error(built, "10.7.0", "NVIDIA H100 80GB HBM3")
+    assert "TensorRT 10.3.0" in message and "TensorRT 10.7.0" in message
+    assert "built on Orin" in message and "NVIDIA H100 80GB HBM3" in message
+
+
+def test_tensorrt_build_planning_without_tensorrt():
+    assert BatchProfile.parse("1,4,16").shapes(224) == ((1, 3, 224, 224), (4, 3, 224, 224), (16, 3, 224, 224))
+    assert BatchProfile.parse("8") == BatchProfile(1, 8, 8)
+    for bad in ("4,2,8", "0,1,1", "a,b,c", "1,2"):
+        with pytest.raises(ValueError, match="batch profile"):
+            BatchProfile.parse(bad)
+    assert parse_l4t("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref") == {
+        "l4t": "35.4.1", "jetpack": "5.1.2"}
+    assert parse_l4t("garbage") == {}
+    check_dla(None, "11.0.0", {})
+    with pytest.raises(ValueError, match="needs an NVIDIA Jetson"):
+        check_dla(0, "10.3.0", {})
+    with pytest.raises(ValueError, match="TensorRT 10 on Jetson"):
+        check_dla(0, "11.0.0", {"l4t": "36.4.0"})
+    check_dla(1, "10.3.0", {"l4t": "36.4.0"})
+    fake_trt = SimpleNamespace(NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=2))
+    assert network_flags(fake_trt, "10.8.0") == 1 << 2
+    assert network_flags(fake_trt, "11.0.0") == 0
+
+
+def test_tensorrt_engines_build_and_run(folder, batch_and_reference):
+    reason = tensorrt_unavailable()
+    if reason:
+        pytest.skip(reason)
+    out, manifest = folder
+    x, reference = batch_and_reference
+    for name in ("trt-fp16", "trt-int8"):
+        entry = manifest["artifacts"][name]
+        assert entry["status"] == "ok", entry["reason"]
+        assert entry["build_device"]["tensorrt"] and entry["build_device"]["compute_capability"]
+        with open_runner(out / entry["file"]) as runner:
+            diff = np.abs(runner.infer(x)["expectation"] - reference["expectation"]).mean()
+        assert diff < TOLERANCE[entry["precision"]]
