@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from edgeface.benchmarks.synthetic_video import moving_faces_video
+from edgeface.bench.synthetic_video import moving_faces_video
 from edgeface.card import ModelCard
 from edgeface.faces import image_files
 from edgeface.labels import AGE

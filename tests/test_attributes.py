@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from edgeface.data.celeba import LANDMARK_COLUMNS, attribute_names, read_attribute_csv, read_celeba
+from edgeface.data.datasets import DataIssues, crop_landmarks, load_samples, prepare_faces
 from edgeface.preprocess import CANONICAL_LANDMARKS, PreprocessSpec, alignment_matrix
 from edgeface.train.attributes import (
     AttributeTask,
@@ -20,8 +22,6 @@ from edgeface.train.attributes import (
     landmark_nme,
     multitask_loss,
 )
-from edgeface.train.celeba import LANDMARK_COLUMNS, attribute_names, read_attribute_csv, read_celeba
-from edgeface.train.datasets import DataIssues, crop_landmarks, load_samples, prepare_faces
 
 NAMES = ["Smiling", "Male", "Eyeglasses"]
 W, H = 89, 109  # the dev copy's frame: readers must not assume CelebA's 178x218

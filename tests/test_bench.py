@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from edgeface.benchmarks import bench
-from edgeface.benchmarks.schema import load_schema, validate_result
-from edgeface.benchmarks.timing import concurrent_throughput, latency_stats, time_calls, warm_up
+from edgeface.bench import bench
+from edgeface.bench.schema import load_schema, validate_result
+from edgeface.bench.timing import concurrent_throughput, latency_stats, time_calls, warm_up
 
 SIZE = 32
 

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from edgeface.data import datasets as ds
+from edgeface.data.augment import AugmentConfig, augment_crop
+from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
 from edgeface.labels import AGE, attractiveness_space
 from edgeface.preprocess import PreprocessSpec
-from edgeface.train import datasets as ds
-from edgeface.train.augment import AugmentConfig, augment_crop
-from edgeface.train.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
 
 SPEC = PreprocessSpec(input_size=32)
 
@@ -200,7 +200,7 @@ def test_augment_is_seeded_and_keeps_shape():
 
 
 def test_synthetic_label_is_in_the_pixels():
-    from edgeface.train.synthetic import SYNTHETIC_NAME, synthetic_faces
+    from edgeface.data.synthetic import SYNTHETIC_NAME, synthetic_faces
 
     faces = synthetic_faces(60, SPEC, AGE, seed=1)
     assert faces.name.startswith("SYNTHETIC") and faces.name == SYNTHETIC_NAME

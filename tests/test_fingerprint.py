@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeface.benchmarks import fingerprint as fp
+from edgeface.bench import fingerprint as fp
 
 X86_CPUINFO = """processor	: 0
 vendor_id	: GenuineIntel

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from edgeface.benchmarks import claims, report
-from edgeface.benchmarks.schema import validate_result
+from edgeface.bench import claims, report
+from edgeface.bench.schema import validate_result
 
 PARAMS = {"thinagenet": 3_708_229, "tinyagenet": 934_869, "vgg16-dldl": 134_678_565}
 

@@ -265,7 +265,7 @@ def test_deepstream_config_matches_manifest_and_preprocessing(convert_dir: Path,
          "delta_mae": 1.75, "delta_mae_se": 0.2},
         {"roll_deg": 20, "images": 690, "aligned": {"mae": 7.75, "cs5": 0.44}, "box": {"mae": 11.5, "cs5": 0.3},
          "delta_mae": 3.75, "delta_mae_se": 0.3}],
-        "command": "python -m edgeface.benchmarks.alignment_vs_boxcrop best.pt"}
+        "command": "python -m edgeface.bench.alignment_vs_boxcrop best.pt"}
     (tmp_path / "r.json").write_text(json.dumps(result))
     out = tmp_path / "ds"
     assert run_cli("export", "deepstream", convert_dir, "--out", out, "--operate-on-gie-id", 1,
@@ -385,7 +385,7 @@ def test_box_crop_is_the_stretched_detector_box() -> None:
 def test_alignment_vs_boxcrop_script(utkface_dir: Path, yunet_path: Path, tmp_path: Path) -> None:
     """The measurement runs end to end on a few real chips (untrained model: only the plumbing is checked)."""
     torch = pytest.importorskip("torch")
-    from edgeface.benchmarks.alignment_vs_boxcrop import main as bench_main
+    from edgeface.bench.alignment_vs_boxcrop import main as bench_main
     from edgeface.models import create_model
     from edgeface.models.checkpoint import save_checkpoint
 
@@ -406,7 +406,7 @@ def test_alignment_vs_boxcrop_script(utkface_dir: Path, yunet_path: Path, tmp_pa
         assert set(condition["mae_per_decade"]) == set(crops)
         for crop in crops:
             assert condition[crop]["mae"] >= 0 and 0 <= condition[crop]["cs5"] <= 1
-    assert report["command"].startswith("python -m edgeface.benchmarks.alignment_vs_boxcrop")
+    assert report["command"].startswith("python -m edgeface.bench.alignment_vs_boxcrop")
     assert (tmp_path / "res" / "alignment_vs_boxcrop.png").stat().st_size > 0
     assert "box crops vs aligned crops on the same faces" in (tmp_path / "res" / "alignment_vs_boxcrop.md").read_text()
 
@@ -433,7 +433,7 @@ def readme_commands(*headings: str) -> list[list[str]]:
 
 def test_readme_serving_and_jetson_commands_exist() -> None:
     """Every edgeface command in the two README sections this exporter owns parses with the real CLI."""
-    from edgeface.benchmarks.alignment_vs_boxcrop import parse_args
+    from edgeface.bench.alignment_vs_boxcrop import parse_args
     from edgeface.cli import build_parser
 
     commands = readme_commands("Jetson quick start", "Serving with Triton and DeepStream")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeface.benchmarks.tegrastats import TegrastatsSampler, images_per_joule, parse_line, summarize
+from edgeface.bench.tegrastats import TegrastatsSampler, images_per_joule, parse_line, summarize
 
 AGX_ORIN = (
     "RAM 2448/30536MB (lfb 6650x4MB) SWAP 0/15268MB (cached 0MB) CPU [0%@729,3%@729,0%@729,0%@729,0%@729,0%@729,"

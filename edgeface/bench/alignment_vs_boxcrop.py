@@ -6,7 +6,7 @@ detects each face with YuNet and predicts three ways with the same model: the al
 crop (:func:`edgeface.deepstream_probe.box_crop`) and, for reference, the chip as training saw it. No
 test-time flip (the DeepStream probe decodes a single pass). Writes JSON, Markdown and a PNG.
 
-    python -m edgeface.benchmarks.alignment_vs_boxcrop CHECKPOINT --data ../shared/data/utkface-dev \\
+    python -m edgeface.bench.alignment_vs_boxcrop CHECKPOINT --data ../shared/data/utkface-dev \\
         --detector ../shared/models/yunet_s_640_640.onnx --out benchmarks/results
 """
 
@@ -98,10 +98,10 @@ def measure(runner, detector, chips, val: np.ndarray, roll: float, seed: int) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices
     from edgeface.detector import FaceDetector
     from edgeface.fileio import write_json, write_text
     from edgeface.runtime.base import open_runner
-    from edgeface.train.datasets import DataIssues, load_samples, prepare_faces, split_indices
 
     detector = FaceDetector(args.detector)
     runner = open_runner(args.model, threads=args.threads)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "held_out": int(len(val)),
         "flip": False,
         "conditions": conditions,
-        "command": "python -m edgeface.benchmarks.alignment_vs_boxcrop " + " ".join(shlex.quote(a) for a in (
+        "command": "python -m edgeface.bench.alignment_vs_boxcrop " + " ".join(shlex.quote(a) for a in (
             argv if argv is not None else sys.argv[1:])),
         "machine": platform.machine(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -47,7 +47,7 @@ def open_model(model: str, target: str | None, backend: str | None, device: str 
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeface.train.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
+    from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
     from edgeface.train.evaluate import evaluate_runner, write_predictions
     from edgeface.train.tasks import task_from_card
     from edgeface.train.trainer import default_cache_dir

@@ -121,8 +121,7 @@ def default_cache_dir() -> Path:
 
 def load_eval_faces(card: ModelCard, data: str | Path, options: ConvertOptions):
     """The eval set as a FaceSet, read and aligned the way ``edgeface train`` / ``eval`` read it."""
-    import edgeface.train.celeba  # noqa: F401  (registers the celeba readers)
-    from edgeface.train.datasets import DataIssues, load_samples, prepare_faces
+    from edgeface.data.datasets import DataIssues, load_samples, prepare_faces
 
     fmt = options.eval_format or {"age": "utkface", "attributes": "celeba", "attractiveness": "csv"}[card.task]
     issues = DataIssues()

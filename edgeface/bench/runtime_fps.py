@@ -5,7 +5,7 @@ threaded :class:`~edgeface.runtime.video.VideoPipeline` (JSON records built, no 
 detection on every frame and every N frames. Models are untrained (speed does not depend on the weights);
 INT8 artifacts are calibrated on real face chips.
 
-    nice -n 10 python -m edgeface.benchmarks.runtime_fps --out benchmarks/results
+    nice -n 10 python -m edgeface.bench.runtime_fps --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "utkface-dev" / "images"
-SHARED_YUNET = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "yunet_s_640_640.onnx"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "utkface-dev" / "images"
+SHARED_YUNET = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "yunet_s_640_640.onnx"
 TARGETS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 GOALS = {"tinyagenet": 25.0, "thinagenet": 12.0}  # INT8, 3 faces
 
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_models(names: list[str], targets: list[str], data: Path, work: Path, input_size: int) -> dict:
     """{(model, target): model path or a reason string when it could not be built}."""
-    from edgeface.benchmarks.bench import fresh_checkpoint
+    from edgeface.bench.bench import fresh_checkpoint
     from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint
 
     built: dict[tuple[str, str], Path | str] = {}
@@ -96,8 +96,8 @@ def measure(model_path: Path, target: str, video: Path, detector: Path, detect_e
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from edgeface.benchmarks.fingerprint import fingerprint, preflight_warnings
-    from edgeface.benchmarks.synthetic_video import moving_faces_video
+    from edgeface.bench.fingerprint import fingerprint, preflight_warnings
+    from edgeface.bench.synthetic_video import moving_faces_video
     from edgeface.faces import image_files
     from edgeface.fileio import write_json, write_text
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = [round(v, 2) for v in os.getloadavg()]
     document = {
         "benchmark": "runtime_fps", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m edgeface.benchmarks.runtime_fps " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m edgeface.bench.runtime_fps " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine, "warnings": warnings, "load_average_after": load_after,
         "settings": {k: v for k, v in vars(args).items() if k not in ("work",)}, "goals_int8_3faces": GOALS,
         "rows": rows,

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgeface.benchmarks.bench import BASELINE, CPU_BACKENDS, _int_list, _threads_list
+from edgeface.bench.bench import BASELINE, CPU_BACKENDS, _int_list, _threads_list
 
 MODELS = ("tinyagenet", "thinagenet")
 
@@ -30,9 +30,9 @@ def write_synthetic_set(folder: str | Path, n: int, input_size: int, seed: int =
     import cv2
     import numpy as np
 
+    from edgeface.data.synthetic import SYNTHETIC_NAME, synthetic_faces
     from edgeface.labels import AGE
     from edgeface.preprocess import PreprocessSpec
-    from edgeface.train.synthetic import SYNTHETIC_NAME, synthetic_faces
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,9 +73,9 @@ def _step(n: int, total: int, text: str, t0: float) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeface.benchmarks.bench import backend_options, expand_variants, export_models, folder_jobs, run_benchmark
-    from edgeface.benchmarks.claims import claims_markdown, claims_table
-    from edgeface.benchmarks.report import write_report
+    from edgeface.bench.bench import backend_options, expand_variants, export_models, folder_jobs, run_benchmark
+    from edgeface.bench.claims import claims_markdown, claims_table
+    from edgeface.bench.report import write_report
     from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint, target_availability
     from edgeface.fileio import write_json, write_text
     from edgeface.models import list_models

@@ -44,7 +44,7 @@ from edgeface.preprocess import PreprocessSpec
 from edgeface.train.losses import dldl_loss
 
 if TYPE_CHECKING:
-    from edgeface.train.datasets import FaceSet
+    from edgeface.data.datasets import FaceSet
     from edgeface.train.trainer import TrainConfig
 
 # card.task -> module that registers its Task class (imported on demand by task_from_card).
@@ -249,7 +249,7 @@ class DLDLTask(Task):
         return cls(config.task, space, sigma, config.lam)
 
     def synthetic_faces(self, n: int, spec: PreprocessSpec, seed: int) -> FaceSet:
-        from edgeface.train.synthetic import synthetic_faces
+        from edgeface.data.synthetic import synthetic_faces
 
         return synthetic_faces(n, spec, self.label_space, seed)
 

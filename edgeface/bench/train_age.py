@@ -6,7 +6,7 @@ checkpoint through the torch Runner) on the seeded 80/20 split of ``../shared/da
 split; and TinyAgeNet 5-fold on ``3dsk-attractiveness`` (YuNet-aligned; Pearson), next to predicting the
 training mean. Writes ``benchmarks/results/train_age.{json,md}`` and one learning-curve PNG per run.
 
-    nice -n 10 python -m edgeface.benchmarks.train_age            # about 25 minutes on a busy 2-core CPU
+    nice -n 10 python -m edgeface.bench.train_age            # about 25 minutes on a busy 2-core CPU
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.benchmarks.fingerprint import fingerprint
+from edgeface.bench.fingerprint import fingerprint
+from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
 from edgeface.fileio import write_json, write_text
 from edgeface.labels import expectation
 from edgeface.runtime import open_runner
-from edgeface.train.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
 from edgeface.train.evaluate import evaluate_runner
 from edgeface.train.tasks import regression_metrics
 from edgeface.train.trainer import load_config, train_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgeface.data.datasets import FaceSet
 from edgeface.labels import LabelSpace
 from edgeface.preprocess import PreprocessSpec, align_face
-from edgeface.train.datasets import FaceSet
 
 SYNTHETIC_NAME = "SYNTHETIC (generated face-like pictures, not real faces)"
 CANVAS = 128

@@ -104,7 +104,7 @@ def load_box_crop_result(path: Path | None) -> dict | None:
             return json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise ServingError(f"--box-crop-result is not JSON: {path}: {e}") from e
-    committed = importlib.resources.files("edgeface.benchmarks") / "results" / BOX_CROP_RESULT
+    committed = importlib.resources.files("edgeface.convert") / BOX_CROP_RESULT
     return json.loads(committed.read_text()) if committed.is_file() else None
 
 
@@ -112,7 +112,7 @@ def box_crop_paragraph(result: dict | None) -> str:
     """The measured accuracy cost of box crops (one line per head-roll condition), or how to measure it."""
     if result is None:
         return ("No alignment-vs-box-crop measurement was found. Measure it for your model with\n"
-                "`python -m edgeface.benchmarks.alignment_vs_boxcrop CHECKPOINT --data UTKFACE_DIR "
+                "`python -m edgeface.bench.alignment_vs_boxcrop CHECKPOINT --data UTKFACE_DIR "
                 "--detector YUNET.onnx --out RESULTS_DIR`.\n")
     lines = [f"Measured with {result['model']} at {result['input_size']} px ({result['artifact']}) on held-out "
              f"{result['dataset']} faces, each turned by a random head roll within the stated range:", ""]

@@ -33,7 +33,6 @@ from torch import nn
 
 from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_LANDMARKS, ModelCard
 from edgeface.preprocess import CANONICAL_LANDMARKS, PreprocessSpec
-from edgeface.train import celeba  # noqa: F401  (registers the celeba / attributes-csv readers)
 from edgeface.train.tasks import Task, register_task
 
 THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
@@ -178,7 +177,7 @@ def landmark_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
 class AttributeTask(Task):
     """DMM-CNN: attributes (+ landmarks) with dynamic loss weights and adaptive thresholds.
 
-    Targets per sample (from :mod:`edgeface.train.celeba`): ``attributes`` (A,) 0/1, ``landmarks`` (10,)
+    Targets per sample (from :mod:`edgeface.data.celeba`): ``attributes`` (A,) 0/1, ``landmarks`` (10,)
     in crop [0, 1] coordinates and ``landmark_mask`` (1 with landmark targets, 0 = attributes only).
 
     Decision thresholds: a card's fitted ``thresholds`` when it has them; during training (none fitted
@@ -220,7 +219,7 @@ class AttributeTask(Task):
     def from_config(cls, config) -> AttributeTask:
         """Attribute names from the data set's header; ``task_options``: dynamic_weights, adaptive_thresholds,
         landmarks (bools), landmark_weight, temperature."""
-        from edgeface.train.celeba import attribute_names
+        from edgeface.data.celeba import attribute_names
 
         if config.data is None:
             raise ValueError("the attribute task has no built-in data: pass --data (a CelebA-format folder or CSV)")

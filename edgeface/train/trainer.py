@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeface.data.augment import AugmentConfig, augment_crop
+from edgeface.data.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
 from edgeface.fileio import write_json, write_text
 from edgeface.models.checkpoint import read_checkpoint, save_checkpoint
 from edgeface.preprocess import PreprocessSpec, to_input
-from edgeface.train.augment import AugmentConfig, augment_crop
-from edgeface.train.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
 from edgeface.train.evaluate import model_infer, predict_outputs
 from edgeface.train.tasks import Task, task_from_config
 

@@ -126,7 +126,7 @@ def library_versions() -> dict[str, str]:
 
 def git_commit(repo: str | Path | None = None) -> dict:
     """HEAD commit and whether the working tree had changes when the benchmark ran."""
-    repo = Path(repo or Path(__file__).resolve().parents[1])
+    repo = Path(repo or Path(__file__).resolve().parents[2])
     if shutil.which("git") is None or not (repo / ".git").exists():
         return {"commit": None, "dirty": None}
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()

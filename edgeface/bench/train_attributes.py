@@ -1,6 +1,6 @@
 """DMM-CNN on real faces: train on the CelebA dev set on this CPU, judge on held-out faces, ablate the method.
 
-    python -m edgeface.benchmarks.train_attributes [--data ../shared/data/celeba-dev] [--input-size 48]
+    python -m edgeface.bench.train_attributes [--data ../shared/data/celeba-dev] [--input-size 48]
 
 A seeded split of the CelebA folder: ``--test`` faces for the reported figures, ``--val`` faces for
 model selection and threshold fitting, ``--train-images`` for training. The split is written as an
@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeface.fileio import atomic_path, write_json, write_text
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-dev"
 RUNS = {  # run name -> task_options switched off
     "full": {},
@@ -53,8 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def write_split(data: Path, work: Path, args: argparse.Namespace) -> tuple[Path, Path, dict]:
     """Seeded train/val/test split of the CelebA folder as two attributes CSVs (train+val, test)."""
-    from edgeface.train.celeba import LANDMARK_COLUMNS, attribute_names
-    from edgeface.train.datasets import DataIssues, load_samples
+    from edgeface.data.celeba import LANDMARK_COLUMNS, attribute_names
+    from edgeface.data.datasets import DataIssues, load_samples
 
     names = attribute_names("celeba", data)
     issues = DataIssues()
@@ -108,8 +108,8 @@ def train_run(name: str, train_csv: Path, work: Path, args: argparse.Namespace) 
 
 def evaluate(best: Path, test_csv: Path, work: Path, flip: bool) -> dict:
     """Test-split metrics of a checkpoint through the product's evaluation path."""
+    from edgeface.data.datasets import DataIssues, load_samples, prepare_faces
     from edgeface.runtime import open_runner
-    from edgeface.train.datasets import DataIssues, load_samples, prepare_faces
     from edgeface.train.evaluate import evaluate_runner
 
     with open_runner(best) as runner:
@@ -154,7 +154,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# DMM-CNN on CelebA dev faces (CPU)",
         "",
-        f"`python -m edgeface.benchmarks.train_attributes` — {s['model']}, input {s['input_size']} px "
+        f"`python -m edgeface.bench.train_attributes` — {s['model']}, input {s['input_size']} px "
         f"(reduced from the paper's 224 for the CPU budget), {s['epochs']} epochs, batch {s['batch_size']}, "
         f"Adam lr {s['lr']}, test-time flip {'on' if s['flip'] else 'off'}, {s['threads']} torch threads on a shared "
         f"2-core CPU (with other jobs running). Seeded split (seed {s['seed']}) of "

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from edgeface import __version__
-from edgeface.benchmarks import fingerprint as fp_mod
-from edgeface.benchmarks.schema import RESULT_FORMAT, validate_result
-from edgeface.benchmarks.timing import concurrent_throughput, latency_stats, time_calls, warm_up
+from edgeface.bench import fingerprint as fp_mod
+from edgeface.bench.schema import RESULT_FORMAT, validate_result
+from edgeface.bench.timing import concurrent_throughput, latency_stats, time_calls, warm_up
 
 BASELINE = "vgg16-dldl"
 FORMAT_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt", "pytorch": "torch"}
@@ -108,7 +108,7 @@ def export_models(names: list[str], targets: list[str], work_dir: str | Path, in
     work_dir = Path(work_dir)
     calib = None
     if any(t.endswith("int8") for t in targets):
-        from edgeface.benchmarks.pipeline import write_synthetic_set
+        from edgeface.bench.pipeline import write_synthetic_set
 
         calib = write_synthetic_set(work_dir / "calibration", 128, input_size)
     options = ConvertOptions(calib_images=128, progress=progress)
@@ -240,7 +240,7 @@ def run_job(job: dict, settings: dict) -> dict:
     """Measure one (artifact, backend, variant) at every batch size; runs inside a fresh process."""
     import importlib
 
-    from edgeface.benchmarks.tegrastats import TegrastatsSampler, images_per_joule
+    from edgeface.bench.tegrastats import TegrastatsSampler, images_per_joule
     from edgeface.runtime.base import open_runner
 
     with contextlib.suppress(ImportError):  # the library's own import is not the model's memory

@@ -10,9 +10,9 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeface.benchmarks.bench import BASELINE, latency_at, variant_label
-from edgeface.benchmarks.claims import claims_markdown, claims_table
-from edgeface.benchmarks.schema import validate_result
+from edgeface.bench.bench import BASELINE, latency_at, variant_label
+from edgeface.bench.claims import claims_markdown, claims_table
+from edgeface.bench.schema import validate_result
 
 
 def _config_key(row: dict) -> tuple:

@@ -4,7 +4,7 @@ A short generated video with real faces loops as the source (``VideoSource(loop=
 detected, inferred, tracked, drawn, written to an mp4 and a JSON-lines file (both discarded at the end).
 Memory must stay flat: the report gives RSS after warm-up and at the end, and the growth per 1,000 frames.
 
-    nice -n 10 python -m edgeface.benchmarks.soak --out benchmarks/results
+    nice -n 10 python -m edgeface.bench.soak --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeface.benchmarks.runtime_fps import SHARED_DATA, SHARED_YUNET
+from edgeface.bench.runtime_fps import SHARED_DATA, SHARED_YUNET
 
 
 def rss_mib() -> float:
@@ -45,9 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from edgeface.benchmarks.bench import fresh_checkpoint
-    from edgeface.benchmarks.fingerprint import fingerprint
-    from edgeface.benchmarks.synthetic_video import moving_faces_video
+    from edgeface.bench.bench import fresh_checkpoint
+    from edgeface.bench.fingerprint import fingerprint
+    from edgeface.bench.synthetic_video import moving_faces_video
     from edgeface.faces import image_files
     from edgeface.fileio import write_json, write_text
     from edgeface.runtime.predictor import Predictor
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     start = float(rss[after_warmup][0]) if after_warmup.any() else float(rss[0])
     document = {
         "benchmark": "soak", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m edgeface.benchmarks.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m edgeface.bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine, "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "settings": vars(args),
         "frames": stats.frames, "bad_frames": stats.bad_frames, "faces_seen": stats.faces, "fps": round(stats.fps, 2),

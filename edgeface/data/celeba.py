@@ -1,7 +1,7 @@
 """Multi-label face-attribute readers: CelebA's official list files and a generic CSV (LFWA exports and the like).
 
-Both are :mod:`edgeface.train.datasets` readers (``--format celeba`` / ``--format attributes-csv``) and
-yield :class:`~edgeface.train.datasets.Sample` rows whose targets are
+Both are :mod:`edgeface.data.datasets` readers (``--format celeba`` / ``--format attributes-csv``) and
+yield :class:`~edgeface.data.datasets.Sample` rows whose targets are
 
 * ``attributes``: (A,) 0/1 in the set's attribute order (:func:`attribute_names`),
 * ``landmarks``: (10,) x0, y0, ..., x4, y4 in the image's own pixel frame (zeros when unknown),
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.train.datasets import DataIssues, Sample, register_reader
+from edgeface.data.datasets import DataIssues, Sample, register_reader
 
 ATTR_FILE = "list_attr_celeba.txt"
 LANDMARK_FILE = "list_landmarks_align_celeba.txt"
