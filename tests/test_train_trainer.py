@@ -131,3 +131,59 @@ def test_a_custom_task_plugs_in_with_hooks_and_state(tmp_path):
     resumed = HookedTask()
     train_model(tiny_config(tmp_path, epochs=2, resume=True), task=resumed)
     assert resumed.seen == 2
+
+
+def test_init_copies_matching_layers_and_reinitialises_the_rest(full_run, tmp_path):
+    from edgeface.labels import attractiveness_space
+    from edgeface.models import create_model
+    from edgeface.models.checkpoint import CheckpointError, warm_start
+
+    source = read_checkpoint(full_run / "best.pt")["model"]
+    model = create_model("tinyagenet", label_space=attractiveness_space(1.0, 7.0))
+    copied, fresh = warm_start(model, full_run / "best.pt")
+    state = model.state_dict()
+    assert all(torch.equal(state[k], source[k]) for k in copied)
+    assert {k.rsplit(".", 1)[0] for k in fresh} >= {"head.fc"}  # another label space: the head is new
+    assert all(k.startswith("head.") for k in fresh)
+    with pytest.raises(CheckpointError, match="no layer of it matches"):
+        warm_start(create_model("vgg16-dldl"), full_run / "best.pt")
+    dmmcnn = create_model("dmmcnn")
+    copied, _ = warm_start(dmmcnn, _thin_checkpoint(tmp_path))
+    assert copied and all(k.startswith("features.") for k in copied)  # ThinAgeNet's stages 1-4 = DMM-CNN's trunk
+
+
+def _thin_checkpoint(tmp_path: Path) -> Path:
+    from edgeface.card import ModelCard
+    from edgeface.labels import AGE
+    from edgeface.models import create_model
+    from edgeface.models.checkpoint import save_checkpoint
+    from edgeface.preprocess import PreprocessSpec
+
+    path = tmp_path / "thin.pt"
+    save_checkpoint(path, create_model("thinagenet", label_space=AGE),
+                    ModelCard("thinagenet", "age", PreprocessSpec(input_size=32), AGE, data="test"))
+    return path
+
+
+def test_training_with_init_records_its_source_in_the_card(full_run, tmp_path):
+    train_model(tiny_config(tmp_path, epochs=1, task="attractiveness", init=str(full_run / "best.pt")))
+    _, card, _ = load_checkpoint(tmp_path / "best.pt")
+    assert card.extra["init"]["from"] == "best.pt" and card.extra["init"]["copied"] > 0
+    assert any(k.startswith("head.") for k in card.extra["init"]["reinitialised"])
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from edgeface.train.trainer import make_scheduler
+
+    cfg = TrainConfig(epochs=10, lr=1.0, schedule="cosine", warmup_epochs=2)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg)
+    rates = []
+    for _ in range(cfg.epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.1) and rates[2] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[2:], rates[3:], strict=False)) and rates[-1] < 0.05
+    with pytest.raises(ValueError, match="step or cosine"):
+        make_scheduler(optimizer, TrainConfig(schedule="linear"))

@@ -57,3 +57,16 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelCard, dict]:
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path} does not match its model card: {str(e).splitlines()[0]}") from e
     return model.eval(), card, ckpt
+
+
+def warm_start(model: nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
+    """Copy into ``model`` every tensor of the checkpoint at ``path`` whose name and shape match (fine-tuning
+    from another edgeface model: another label space, or DMM-CNN's trunk into ThinAgeNet); the rest keep their
+    fresh initialisation. Returns (copied names, re-initialised names)."""
+    source = read_checkpoint(path)["model"]
+    own = model.state_dict()
+    copied = [k for k, v in own.items() if k in source and tuple(source[k].shape) == tuple(v.shape)]
+    if not any(k.endswith("weight") for k in copied):
+        raise CheckpointError(f"--init {path}: no layer of it matches {type(model).__name__} by name and shape")
+    model.load_state_dict({**own, **{k: source[k] for k in copied}})
+    return copied, [k for k in own if k not in copied]

@@ -12,7 +12,8 @@ Layout (``dmmcnn``, 4.84M parameters, 3.97 GMACs at 224x224):
 The groups follow the paper's idea that attributes a rater can verify on the image (an item worn, a
 hair colour, an open mouth) are easier than those judged against a population norm (size, shape,
 age, beauty), so the subjective group gets the deeper branch. Our rule for the split: an attribute is
-*subjective* when two careful raters could disagree on it for the same photo.
+*subjective* when two careful raters could disagree on it for the same photo. The trunk is named
+``features`` like the DLDL networks', so weights move between DMM-CNN and ThinAgeNet with ``--init``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class DMMCNN(nn.Module):
         self.num_landmarks = num_landmarks
         objective, subjective = split_groups(self.attributes)
         width = trunk_channels[-1]
-        self.trunk = vgg_stages(trunk_channels, trunk_depths)
+        self.features = vgg_stages(trunk_channels, trunk_depths)
         self.landmark_head = nn.Sequential(
             GridAvgPool2d(4), nn.Flatten(),
             nn.Linear(width * 16, 128), nn.ReLU(inplace=True), nn.Linear(128, 2 * num_landmarks),
@@ -118,7 +119,7 @@ class DMMCNN(nn.Module):
         _init_weights(self)
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        shared = self.trunk(x)
+        shared = self.features(x)
         logits = torch.cat([self.objective(shared), self.subjective(shared)], dim=1)
         return {
             "attr_logits": logits.index_select(1, self.attribute_order),

@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help="Adam learning rate (paper 1e-3)")
     g.add_argument("--lr-step", type=int, help="epochs between x lr-gamma decays (paper 30)")
     g.add_argument("--lr-gamma", type=float, help="decay factor (paper 0.1)")
+    g.add_argument("--schedule", choices=["step", "cosine"], help="learning-rate schedule (paper: step)")
+    g.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before the cosine schedule")
+    g.add_argument("--init", help="warm start from an edgeface checkpoint: layers whose name and shape match are "
+                                  "copied, the rest (e.g. a head for another label space) re-initialised and listed")
+    g.add_argument("--channels-last", action="store_true", default=None, help="NHWC activations while training")
     g.add_argument("--synthetic-size", type=int, help="images in the built-in SYNTHETIC set")
     g = parser.add_argument_group("run")
     g.add_argument("--out", help="output folder (default runs/train)")
@@ -64,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 OVERRIDES = ("model", "task", "label_range", "sigma", "lam", "data", "format", "image_col", "label_col", "std_col",
              "image_root", "aligned", "detector", "strict", "max_images", "cache_dir", "val_fraction", "folds",
-             "fold", "protocol", "seed", "input_size", "epochs", "batch_size", "lr", "lr_step", "lr_gamma",
+             "fold", "protocol", "seed", "input_size", "epochs", "batch_size", "lr", "lr_step", "lr_gamma", "schedule",
+             "warmup_epochs", "init", "channels_last",
              "synthetic_size", "out", "resume", "device", "amp", "workers", "threads", "progress")
 
 

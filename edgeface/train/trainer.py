@@ -27,8 +27,8 @@ from torch import nn
 
 from edgeface.data.augment import AugmentConfig, augment_crop
 from edgeface.data.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
-from edgeface.fileio import write_json, write_text
-from edgeface.models.checkpoint import read_checkpoint, save_checkpoint
+from edgeface.fileio import sha256_file, write_json, write_text
+from edgeface.models.checkpoint import read_checkpoint, save_checkpoint, warm_start
 from edgeface.preprocess import PreprocessSpec, to_input
 from edgeface.train.evaluate import model_infer, predict_outputs
 from edgeface.train.tasks import Task, task_from_config
@@ -58,6 +58,10 @@ class TrainConfig:
     lr: float = 1e-3
     lr_step: int = 30
     lr_gamma: float = 0.1
+    schedule: str = "step"  # step (x lr_gamma every lr_step epochs, the paper's) | cosine (to 0 at the last epoch)
+    warmup_epochs: int = 0  # linear warm-up from lr/10 (cosine)
+    init: str | None = None  # warm start: copy matching layers from this edgeface checkpoint
+    channels_last: bool = False  # NHWC activations (faster convolutions on some CPUs)
     weight_decay: float = 0.0
     val_fraction: float = 0.2
     protocol: str = "auto"
@@ -281,13 +285,22 @@ def train_model(config: TrainConfig, task: Task | None = None) -> Path:
     train_set, val_set = faces.subset(train_idx), faces.subset(val_idx)
     card = task.make_card(cfg.model, spec, faces.name)
 
-    model = task.build_model(cfg.model).to(device)
+    model = task.build_model(cfg.model)
+    init_facts = None
+    if cfg.init and not cfg.resume:
+        copied, fresh = warm_start(model, cfg.init)
+        init_facts = {"from": Path(cfg.init).name, "sha256": sha256_file(cfg.init), "copied": len(copied),
+                      "reinitialised": fresh}
+        if dist.main:
+            print(f"--init {cfg.init}: {len(copied)} tensors copied, {len(fresh)} re-initialised"
+                  + (f" ({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})" if fresh else ""), flush=True)
+    model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     train_forward: nn.Module = _TrainForward(model)
     if dist.world > 1:
         train_forward = nn.parallel.DistributedDataParallel(
             train_forward, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    scheduler = make_scheduler(optimizer, cfg)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
@@ -301,6 +314,7 @@ def train_model(config: TrainConfig, task: Task | None = None) -> Path:
         task.load_state_dict(ckpt["task_state"])
         _set_rng_state(ckpt["rng"])
         start_epoch, rows, best_value = ckpt["epoch"] + 1, list(ckpt["history"]), ckpt["best"]
+        init_facts = ckpt.get("init")
 
     dataset = FaceDataset(train_set, spec, AugmentConfig.from_dict(cfg.augment), cfg.seed)
     drop_last = len(dataset) > cfg.batch_size * dist.world
@@ -331,6 +345,8 @@ def train_model(config: TrainConfig, task: Task | None = None) -> Path:
                    disable=not (cfg.progress and dist.main), leave=False)
         for x, targets in bar:
             x = x.to(device, non_blocking=True)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             targets = task.prepare_targets(targets, device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 outputs = train_forward(x)
@@ -364,12 +380,14 @@ def train_model(config: TrainConfig, task: Task | None = None) -> Path:
                 best_card = task.finalize_card(card, outputs, val_set.targets)
                 best_card.extra = {**best_card.extra, "best_epoch": epoch + 1, "val_metrics": metrics,
                                    "train_images": len(train_set), "val_images": len(val_set)}
+                if init_facts:
+                    best_card.extra["init"] = init_facts
                 save_checkpoint(best_path, model, best_card, epoch=epoch)
                 write_json(out / "metrics.json", {"best_epoch": epoch + 1, "data": faces.name, "val": metrics})
             save_checkpoint(last_path, model, card, optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
                             task_state=task.state_dict(), rng=_rng_state(), epoch=epoch, history=rows,
-                            best=best_value, config=cfg.to_dict())
+                            best=best_value, config=cfg.to_dict(), init=init_facts)
             write_log(out / "log.csv", rows)
             if cfg.progress:
                 print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_parts['loss']:.4f}, "
@@ -386,6 +404,23 @@ def train_model(config: TrainConfig, task: Task | None = None) -> Path:
                   f"{best_value:.4f} -> {best_path}", flush=True)
     dist.barrier()
     return best_path
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule: the paper's step decay, or cosine to zero with a linear warm-up
+    (short CPU schedules end better when the rate reaches zero at the last epoch)."""
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    if cfg.schedule != "cosine":
+        raise ValueError(f"schedule must be step or cosine, got {cfg.schedule!r}")
+    warmup, total = max(0, cfg.warmup_epochs), max(1, cfg.epochs)
+
+    def factor(epoch: int) -> float:
+        if epoch < warmup:
+            return 0.1 + 0.9 * epoch / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup) / max(1, total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _reduce_means(sums: dict[str, float], seen: int, dist: Dist, device: torch.device) -> dict[str, float]:
