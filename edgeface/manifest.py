@@ -9,50 +9,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from edgeface import __version__
 from edgeface.card import INPUT_NAME, ModelCard
 from edgeface.fileio import sha256_file, write_json
+from edgeface.targets import TARGETS, target
 
 MANIFEST_FORMAT = "edgeface-manifest/1"
 MANIFEST_NAME = "manifest.json"
 STATUSES = ("ok", "failed", "skipped")
-
-
-@dataclass(frozen=True)
-class Target:
-    """One convert target: its artifact format, numeric precision and file name inside DIR."""
-
-    name: str
-    format: str  # onnx | openvino | tensorrt
-    precision: str  # fp32 | fp16 | int8
-    file: str
-
-    @property
-    def companion_files(self) -> list[str]:
-        """Files that belong to the artifact besides ``file`` (the IR's weights)."""
-        return [self.file[: -len(".xml")] + ".bin"] if self.format == "openvino" else []
-
-
-TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("onnx", "onnx", "fp32", "model.onnx"),
-    Target("onnx-fp16", "onnx", "fp16", "model.fp16.onnx"),
-    Target("onnx-int8", "onnx", "int8", "model.int8.onnx"),
-    Target("openvino", "openvino", "fp32", "model.xml"),
-    Target("openvino-fp16", "openvino", "fp16", "model.fp16.xml"),
-    Target("openvino-int8", "openvino", "int8", "model.int8.xml"),
-    Target("trt-fp16", "tensorrt", "fp16", "model.fp16.engine"),
-    Target("trt-int8", "tensorrt", "int8", "model.int8.engine"),
-)}
-
-
-def target(name: str) -> Target:
-    """The target called ``name``, or a ValueError listing the known ones."""
-    if name not in TARGETS:
-        raise ValueError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
-    return TARGETS[name]
 
 
 def utc_now() -> str:
@@ -157,21 +123,31 @@ def manifest_card(manifest: dict) -> ModelCard:
     return ModelCard.from_dict(manifest["card"])
 
 
-def resolve_artifact(path: str | Path, target_name: str | None = None) -> tuple[Path, ModelCard | None, dict | None]:
+def built_targets(manifest: dict, backend: str | None = None) -> list[str]:
+    """Names of the built artifacts in :data:`TARGETS` order (only those ``backend`` opens, if given)."""
+    artifacts = manifest["artifacts"]
+    return [n for n, t in TARGETS.items() if artifacts.get(n, {}).get("status") == "ok"
+            and backend in (None, t.backend)]
+
+
+def resolve_artifact(path: str | Path, target_name: str | None = None,
+                     backend: str | None = None) -> tuple[Path, ModelCard | None, dict | None]:
     """(artifact file, card, manifest entry) for a file, or a convert folder plus a target name.
 
-    For a folder without ``target_name`` the first built target in :data:`TARGETS` order is taken.
-    For a file the manifest beside it (if any) supplies card and entry; otherwise both are None and the
-    runner reads the card from the artifact itself (ONNX metadata_props, OpenVINO rt_info).
+    For a folder without ``target_name`` the first built target in :data:`TARGETS` order is taken (the
+    first one ``backend`` opens, if given). For a file the manifest beside it (if any) supplies card and
+    entry; otherwise both are None and the runner reads the card from the artifact itself (ONNX
+    metadata_props, OpenVINO rt_info).
     """
     path = Path(path)
     if path.is_dir():
         manifest = load_manifest(path)
         artifacts = manifest["artifacts"]
         if target_name is None:
-            built = [n for n in TARGETS if artifacts.get(n, {}).get("status") == "ok"]
+            built = built_targets(manifest, backend)
             if not built:
-                raise ValueError(f"{path} holds no built artifact")
+                raise ValueError(f"{path} has no built artifact for backend {backend!r}" if backend
+                                 else f"{path} holds no built artifact")
             target_name = built[0]
         target(target_name)
         entry = artifacts.get(target_name)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from edgeface.bench import bench
+from edgeface.bench import bench, jobs, measure, tables
 from edgeface.bench.schema import load_schema, validate_result
 from edgeface.bench.timing import concurrent_throughput, latency_stats, time_calls, warm_up
 
@@ -63,7 +63,7 @@ def convert_folder(tmp_path_factory):
     from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint
 
     work = tmp_path_factory.mktemp("bench")
-    ckpt = bench.fresh_checkpoint("tinyagenet", work, SIZE)
+    ckpt = jobs.fresh_checkpoint("tinyagenet", work, SIZE)
     convert_checkpoint(ckpt, ["onnx"], out_dir=work / "tiny", options=ConvertOptions(progress=False))
     return work / "tiny"
 
@@ -74,17 +74,16 @@ SETTINGS = {"batches": [1, 2], "duration_s": 0.1, "warmup_s": 0.02, "streams": 2
 
 @pytest.fixture(scope="session")
 def document(convert_folder):
-    jobs = bench.folder_jobs(convert_folder, ["torch", "onnxruntime"], "cpu")
-    jobs = bench.expand_variants(jobs, [1], {})
-    return bench.run_benchmark(jobs, SETTINGS, isolate=False, progress=False)
+    found = jobs.folder_jobs(convert_folder, ["torch", "onnxruntime"], "cpu")
+    return measure.run_benchmark(jobs.expand_variants(found, [1], {}), SETTINGS, isolate=False, progress=False)
 
 
 def test_folder_jobs_lists_checkpoint_and_artifacts(convert_folder):
-    jobs = bench.folder_jobs(convert_folder, ["torch", "onnxruntime", "openvino"], "cpu")
-    assert {(j["target"], j["backend"]) for j in jobs} == {("pytorch", "torch"), ("onnx", "onnxruntime")}
-    only_ort = bench.folder_jobs(convert_folder, ["onnxruntime"], "cpu")
+    found = jobs.folder_jobs(convert_folder, ["torch", "onnxruntime", "openvino"], "cpu")
+    assert {(j["target"], j["backend"]) for j in found} == {("pytorch", "torch"), ("onnx", "onnxruntime")}
+    only_ort = jobs.folder_jobs(convert_folder, ["onnxruntime"], "cpu")
     assert [j["target"] for j in only_ort] == ["onnx"]
-    variants = bench.expand_variants(only_ort, [1, 2], {"onnxruntime": [{}]})
+    variants = jobs.expand_variants(only_ort, [1, 2], {"onnxruntime": [{}]})
     assert [v["threads"] for v in variants] == [1, 2]
 
 
@@ -103,7 +102,7 @@ def test_measured_document_follows_the_schema(document):
             assert 0 < s["min"] <= s["p50"] <= s["p90"] <= s["p99"] <= s["max"]
             assert b["throughput_latency_mode"] == pytest.approx(b["batch"] * 1000 / s["mean"], rel=1e-3)
             assert b["throughput_mode"]["streams"] == 2 and b["throughput_mode"]["images_per_s"] > 0
-    table = bench.markdown_table(document)
+    table = tables.markdown_table(document)
     assert "| tinyagenet | onnx | onnxruntime | fp32 | t=1 |" in table
     json.dumps(document)  # plain JSON
 
@@ -121,38 +120,41 @@ def test_schema_rejects_broken_documents(document):
 
 
 def test_isolated_run_measures_in_a_fresh_process(convert_folder):
-    jobs = bench.expand_variants(bench.folder_jobs(convert_folder, ["onnxruntime"], "cpu"), [1], {})
+    found = jobs.expand_variants(jobs.folder_jobs(convert_folder, ["onnxruntime"], "cpu"), [1], {})
     settings = dict(SETTINGS, batches=[1], streams=1)
-    doc = bench.run_benchmark(jobs, settings, isolate=True, progress=False)
+    doc = measure.run_benchmark(found, settings, isolate=True, progress=False)
     row = doc["results"][0]
     assert row["status"] == "ok", row["reason"]
     assert row["batches"][0]["throughput_mode"] is None  # streams=1: latency mode only
 
 
 def test_failed_backend_is_recorded_not_fatal(convert_folder):
-    jobs = bench.expand_variants(bench.folder_jobs(convert_folder, ["onnxruntime"], "cpu"), [1], {})
-    jobs[0]["device"] = "no-such-device"
-    doc = bench.run_benchmark(jobs, dict(SETTINGS, batches=[1]), isolate=False, progress=False)
+    found = jobs.expand_variants(jobs.folder_jobs(convert_folder, ["onnxruntime"], "cpu"), [1], {})
+    found[0]["device"] = "no-such-device"
+    doc = measure.run_benchmark(found, dict(SETTINGS, batches=[1]), isolate=False, progress=False)
     assert doc["results"][0]["status"] == "failed" and "no-such-device" in doc["results"][0]["reason"]
 
 
 def test_best_row_respects_the_drift_gate(document):
     rows = copy.deepcopy(document["results"])
-    fastest = bench.best_row(rows, "tinyagenet")
+    fastest = tables.best_row(rows, "tinyagenet")
     fastest["drift"] = {"gate": {"passed": False}}
-    other = bench.best_row(rows, "tinyagenet", drift_gate=True)
+    other = tables.best_row(rows, "tinyagenet", drift_gate=True)
     assert other is not fastest and other is not None
-    assert bench.best_row(rows, "thinagenet") is None
+    assert tables.best_row(rows, "thinagenet") is None
 
 
 def test_cli_rejects_unknown_inputs(tmp_path):
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args(["no-such-model-or-folder", "--no-baseline"])
+    args = parser.parse_args(["no-such-model-or-folder", "--no-baseline", "--out", str(tmp_path / "r.json")])
+    assert args.out == tmp_path / "r.json"
     with pytest.raises(FileNotFoundError, match="neither a convert output folder nor a model"):
-        bench.collect_jobs(args.inputs, args, tmp_path)
+        jobs.collect_jobs(args.inputs, tmp_path, ["onnxruntime"], ["onnx"], baseline=False)
     with pytest.raises(SystemExit):
         parser.parse_args(["x", "--batch", "0"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["x", "--output", "r.json"])
 
 
 @pytest.mark.skipif("not __import__('shutil').which('nvidia-smi')", reason="no NVIDIA GPU here: the CUDA "
@@ -161,7 +163,7 @@ def test_cuda_compute_only(convert_folder):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("PyTorch here has no CUDA")
-    jobs = bench.expand_variants(bench.folder_jobs(convert_folder, ["torch"], "cuda"), [None], {})
-    doc = bench.run_benchmark(jobs, dict(SETTINGS, batches=[1], streams=1, device="cuda"), isolate=False,
+    found = jobs.expand_variants(jobs.folder_jobs(convert_folder, ["torch"], "cuda"), [None], {})
+    doc = measure.run_benchmark(found, dict(SETTINGS, batches=[1], streams=1, device="cuda"), isolate=False,
                               progress=False)
     assert doc["results"][0]["batches"][0]["compute_only_ms"]["mean"] > 0

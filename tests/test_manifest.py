@@ -9,7 +9,6 @@ import pytest
 from edgeface.card import ModelCard
 from edgeface.labels import AGE
 from edgeface.manifest import (
-    TARGETS,
     artifact_entry,
     load_manifest,
     new_manifest,
@@ -18,6 +17,7 @@ from edgeface.manifest import (
     write_manifest,
 )
 from edgeface.preprocess import PreprocessSpec
+from edgeface.targets import TARGETS
 
 CARD = ModelCard("tinyagenet", "age", PreprocessSpec(input_size=32), AGE)
 

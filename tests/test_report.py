@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -110,3 +111,12 @@ def test_report_rejects_bad_input(tmp_path):
     bad.write_text('{"format": "something-else"}')
     with pytest.raises(ValueError, match="bad.json"):
         report.load_results([bad])
+
+
+def test_report_cli_writes_where_out_says(tmp_path):
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    args = parser.parse_args(["a.json", "--out", str(tmp_path / "R.md")])
+    assert args.out == tmp_path / "R.md"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["a.json", "-o", "R.md"])

@@ -73,6 +73,14 @@ def test_openvino_hints_threads_and_async_queue(folder, batch_and_reference):
         queued = runner.infer_many([x[i:i + 1] for i in range(6)], jobs=2)
         np.testing.assert_allclose(np.concatenate(single), np.concatenate([q["expectation"] for q in queued]),
                                    atol=1e-5)
+        streamed = runner.infer_many(x[i:i + 2] for i in range(0, 6, 2))  # any iterable, default jobs
+        assert [len(r["expectation"]) for r in streamed] == [2, 2, 2]
+        with pytest.raises(ValueError, match="expected float32 input"):
+            runner.infer_many([x[:1].astype(np.float64)])
+    from edgeface.bench.measure import _queue_throughput
+
+    tp = _queue_throughput({"artifact": str(out / "model.xml"), "device": "CPU"}, x[:1], 0.2, 2)
+    assert tp["requests"] > 0 and tp["requests_in_flight"] >= 1 and tp["images_per_s"] > 0
     with pytest.raises(ValueError, match="performance hint"):
         OpenVinoRunner(out / "model.xml", hint="FASTEST")
 

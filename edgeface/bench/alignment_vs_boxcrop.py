@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         val = val[: args.limit]
     conditions = [measure(runner, detector, chips, val, roll, args.seed) for roll in args.roll]
-    runner.close()
+    runner.deactivate()
     report = {
         "benchmark": RESULT_NAME,
         "model": card.model,

@@ -7,7 +7,8 @@ baseline's only precision); artifacts that failed the convert drift gate are not
 
 from __future__ import annotations
 
-from edgeface.bench.bench import BASELINE, CPU_BACKENDS, best_row, latency_at, variant_label
+from edgeface.bench.jobs import BASELINE, CPU_BACKENDS
+from edgeface.bench.tables import best_row, latency_at, variant_label
 
 THIN, TINY = "thinagenet", "tinyagenet"
 PARAMS_RATIO_CLAIM = 36.0  # ThinAgeNet has 36x fewer parameters than VGG-16 (paper)

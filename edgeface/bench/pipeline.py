@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from edgeface.bench.bench import BASELINE, CPU_BACKENDS, _int_list, _threads_list
+from edgeface.bench.bench import _int_list, _threads_list
+from edgeface.bench.jobs import BASELINE, CPU_BACKENDS
 
 MODELS = ("tinyagenet", "thinagenet")
 
@@ -73,8 +74,9 @@ def _step(n: int, total: int, text: str, t0: float) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeface.bench.bench import backend_options, expand_variants, export_models, folder_jobs, run_benchmark
     from edgeface.bench.claims import claims_markdown, claims_table
+    from edgeface.bench.jobs import backend_options, expand_variants, export_models, folder_jobs
+    from edgeface.bench.measure import run_benchmark
     from edgeface.bench.report import write_report
     from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint, target_availability
     from edgeface.fileio import write_json, write_text

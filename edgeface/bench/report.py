@@ -1,4 +1,4 @@
-"""``edgeface report results/*.json -o REPORT.md``: merge benchmark runs from several devices into one report.
+"""``edgeface report results/*.json --out REPORT.md``: merge benchmark runs from several devices into one report.
 
 Tables (devices, claims check, fastest path per model, every measurement, throughput, memory, drift) and PNG
 plots (latency vs parameters, latency per backend and precision, speed vs accuracy drift) beside the report.
@@ -10,9 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeface.bench.bench import BASELINE, latency_at, variant_label
 from edgeface.bench.claims import claims_markdown, claims_table
+from edgeface.bench.jobs import BASELINE
 from edgeface.bench.schema import validate_result
+from edgeface.bench.tables import latency_at, variant_label
 
 
 def _config_key(row: dict) -> tuple:
@@ -281,13 +282,13 @@ def write_report(documents: list[dict], out: str | Path, title: str = "edgeface 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", help="result JSON files from `edgeface bench` (one or more devices)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("REPORT.md"), help="report path (PNGs beside it)")
+    parser.add_argument("--out", type=Path, default=Path("REPORT.md"), help="report path (PNGs beside it)")
     parser.add_argument("--title", default="edgeface benchmark report")
 
 
 def main(args: argparse.Namespace) -> int:
     documents = load_results(args.results)
-    out = write_report(documents, args.output, args.title)
+    out = write_report(documents, args.out, args.title)
     print(claims_markdown(claims_table(documents)))
     print(f"\nwrote {out}")
     return 0

@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_models(names: list[str], targets: list[str], data: Path, work: Path, input_size: int) -> dict:
     """{(model, target): model path or a reason string when it could not be built}."""
-    from edgeface.bench.bench import fresh_checkpoint
+    from edgeface.bench.jobs import fresh_checkpoint
     from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint
 
     built: dict[tuple[str, str], Path | str] = {}

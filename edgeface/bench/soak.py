@@ -45,8 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from edgeface.bench.bench import fresh_checkpoint
     from edgeface.bench.fingerprint import fingerprint
+    from edgeface.bench.jobs import fresh_checkpoint
     from edgeface.bench.synthetic_video import moving_faces_video
     from edgeface.faces import image_files
     from edgeface.fileio import write_json, write_text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeface.manifest import TARGETS
+from edgeface.targets import TARGETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

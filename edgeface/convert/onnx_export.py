@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from edgeface import __version__
 from edgeface.card import INPUT_NAME, ModelCard
 from edgeface.fileio import atomic_path
 from edgeface.runtime.runner_onnxruntime import CARD_KEY
+
+if TYPE_CHECKING:
+    from edgeface.convert.pipeline import BuildJob
 
 DEFAULT_OPSET = 17
 
@@ -107,3 +111,8 @@ def _simplify(graph, sample: np.ndarray, reference: dict, tolerance: float):
     if diff > tolerance:
         return graph, f"onnxsim changed outputs by {diff:.3g}: unsimplified graph kept"
     return simplified, ""
+
+
+def build(job: BuildJob) -> dict:
+    """The ``onnx`` target's build function (see :data:`edgeface.targets.TARGETS`)."""
+    return export_onnx(job.model, job.card, job.out, job.sample, job.options.opset, job.options.simplify)

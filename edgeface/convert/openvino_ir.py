@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeface.card import ModelCard
 from edgeface.convert.heads import openvino_head_nodes
+
+if TYPE_CHECKING:
+    from edgeface.convert.pipeline import BuildJob
 
 RT_INFO_CARD = ["edgeface", "card"]  # rt_info path of the ModelCard JSON inside the IR
 NNCF_RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
@@ -55,3 +59,13 @@ def quantize_ir(onnx_path: str | Path, xml_path: str | Path, card: ModelCard, ca
     ov.save_model(quantized, str(xml_path), compress_to_fp16=False)
     return {"method": method, "nncf_range_estimator": NNCF_RANGE_ESTIMATORS[method], "fp32_nodes": ignored,
             "calibration_images": int(len(calib_x))}
+
+
+def build_ir(job: BuildJob) -> dict:
+    """The ``openvino`` / ``openvino-fp16`` targets' build function: the precision says whether to compress."""
+    return convert_ir(job.src, job.out, job.card, fp16=job.target.precision == "fp16")
+
+
+def build_int8(job: BuildJob) -> dict:
+    """The ``openvino-int8`` target's build function."""
+    return quantize_ir(job.src, job.out, job.card, job.calib_x, job.options.calib_method)

@@ -11,21 +11,18 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgeface.card import ModelCard
 from edgeface.fileio import sha256_file
-from edgeface.manifest import TARGETS, artifact_entry, new_manifest, write_manifest
+from edgeface.manifest import artifact_entry, new_manifest, write_manifest
+from edgeface.targets import FORMAT_TOOLS, TARGETS, Target, source_chain
 
-# target -> the target whose file it is made from
-SOURCE = {"onnx-fp16": "onnx", "onnx-int8": "onnx", "openvino": "onnx", "openvino-fp16": "onnx",
-          "openvino-int8": "onnx", "trt-fp16": "onnx-fp16", "trt-int8": "onnx-int8"}
-CALIBRATED = ("onnx-int8", "openvino-int8")
-TOOLS = {"onnx": ("torch", "onnx", "onnxruntime", "onnxsim"), "openvino": ("openvino", "nncf"),
-         "tensorrt": ("tensorrt",)}
 DEFAULT_GATES = {"mae": {"fp32": 0.02, "fp16": 0.02, "int8": 0.15}, "mean_accuracy": 0.5}
 
 
@@ -53,24 +50,44 @@ class ConvertOptions:
     progress: bool = True
 
 
+@dataclass
+class BuildJob:
+    """What a target's build function (``Target.build``) gets: the model and its card, the file to write,
+    its source's file, the sample / calibration batches and the options."""
+
+    target: Target
+    model: Any  # the torch.nn.Module (eval mode)
+    card: ModelCard
+    out: Path
+    src: Path | None
+    sample: np.ndarray
+    calib_x: np.ndarray | None
+    data_sha: str | None
+    options: ConvertOptions
+    cache: Path
+
+
+def _function(spec: str) -> Callable:
+    """``"module:function"`` -> the function (imported on first use)."""
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _requirement_missing(requirement: str) -> str | None:
+    if ":" in requirement:
+        return _function(requirement)()
+    try:
+        importlib.import_module(requirement)
+    except ImportError:
+        return f"{requirement} not installed"
+    return None
+
+
 def target_availability() -> dict[str, str | None]:
-    """target -> None if this machine can build it, else the reason it cannot."""
-    def missing(*modules: str) -> str | None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                return f"{name} not installed"
-        return None
-
-    from edgeface.convert.tensorrt_build import tensorrt_unavailable
-
-    onnx_reason = missing("torch", "onnx", "onnxruntime")
-    ov_reason = onnx_reason or missing("openvino")
-    trt_reason = onnx_reason or tensorrt_unavailable()
-    return {"onnx": onnx_reason, "onnx-fp16": onnx_reason, "onnx-int8": onnx_reason, "openvino": ov_reason,
-            "openvino-fp16": ov_reason, "openvino-int8": ov_reason or missing("nncf"),
-            "trt-fp16": trt_reason, "trt-int8": trt_reason}
+    """target -> None if this machine can build it, else the reason it cannot (its sources' needs first)."""
+    missing = {r: _requirement_missing(r) for t in TARGETS.values() for r in t.requires}
+    return {name: next((missing[r] for t in reversed(source_chain(name)) for r in t.requires if missing[r]), None)
+            for name in TARGETS}
 
 
 def plan_targets(requested: str | list[str], unavailable: dict[str, str | None]) -> tuple[list[str], dict[str, str]]:
@@ -92,17 +109,13 @@ def plan_targets(requested: str | list[str], unavailable: dict[str, str | None])
         for name in names:
             if unavailable.get(name):
                 raise ValueError(f"cannot build {name} here: {unavailable[name]}")
-    wanted = set(names)
-    for name in list(wanted):
-        while name in SOURCE:
-            name = SOURCE[name]
-            wanted.add(name)
+    wanted = {t.name for name in names for t in source_chain(name)}
     return [t for t in TARGETS if t in wanted], skipped
 
 
 def tool_versions(fmt: str) -> dict:
     versions = {}
-    for dist in TOOLS[fmt]:
+    for dist in FORMAT_TOOLS[fmt]:
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -175,7 +188,7 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
         raise ValueError(f"--out {out_dir} exists and is not a folder")
     spec = card.preprocess
     calib_x, data_sha = None, None
-    if any(t in build for t in CALIBRATED):
+    if any(TARGETS[t].calibrated for t in build):
         if calib is None:
             raise ValueError("INT8 targets need calibration images: pass --calib FOLDER (or drop the int8 targets)")
         crops, _ = load_crops(calib, spec, options.calib_images, options.detector, options.min_calib_faces,
@@ -216,14 +229,16 @@ def _build_all(model, card: ModelCard, build: list[str], work: Path, sample: np.
     notes: dict[str, dict] = {}
     for name in tqdm(build, desc="convert", unit="target", disable=not options.progress):
         spec = TARGETS[name]
-        source = SOURCE.get(name)
+        source = spec.source
         build_device = host_facts()
         if source and manifest["artifacts"][source]["status"] != "ok":
             manifest["artifacts"][name] = artifact_entry(name, card, work, status="failed",
                                                          reason=f"its source {source} failed to build")
             continue
         try:
-            notes[name] = _build_one(name, model, card, work, sample, calib_x, data_sha, options, cache)
+            src = work / TARGETS[source].file if source else None
+            job = BuildJob(spec, model, card, work / spec.file, src, sample, calib_x, data_sha, options, cache)
+            notes[name] = _function(spec.build)(job)
             if spec.format == "tensorrt":
                 build_device = notes[name]
         except (RuntimeError, ValueError, OSError) as e:
@@ -234,28 +249,6 @@ def _build_all(model, card: ModelCard, build: list[str], work: Path, sample: np.
         manifest["artifacts"][name] = artifact_entry(name, card, work, tools=tool_versions(spec.format),
                                                      build_device=build_device)
     return notes
-
-
-def _build_one(name: str, model, card: ModelCard, work: Path, sample: np.ndarray, calib_x, data_sha,
-               options: ConvertOptions, cache: Path) -> dict:
-    """Build one target's file in ``work``; returns notes for the manifest."""
-    from edgeface.convert import onnx_export, openvino_ir, precision, tensorrt_build
-
-    out = work / TARGETS[name].file
-    src = work / TARGETS[SOURCE[name]].file if name in SOURCE else None
-    if name == "onnx":
-        return onnx_export.export_onnx(model, card, out, sample, options.opset, options.simplify)
-    if name == "onnx-fp16":
-        return precision.convert_fp16(src, out, sample)
-    if name == "onnx-int8":
-        return precision.quantize_int8(src, out, calib_x, data_sha, options.calib_method, cache / "calibration")
-    if name in ("openvino", "openvino-fp16"):
-        return openvino_ir.convert_ir(src, out, card, fp16=name == "openvino-fp16")
-    if name == "openvino-int8":
-        return openvino_ir.quantize_ir(src, out, card, calib_x, options.calib_method)
-    return tensorrt_build.build_engine(src, out, card.preprocess.input_size,
-                                       tensorrt_build.BatchProfile.parse(options.batch_profile),
-                                       options.workspace_mib, cache / "tensorrt-timing.cache", options.dla_core)
 
 
 def _measure_drift(checkpoint, card: ModelCard, manifest: dict, work: Path, faces, sample: np.ndarray,

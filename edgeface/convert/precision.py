@@ -9,12 +9,16 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeface.convert.heads import onnx_head_nodes
 from edgeface.convert.onnx_export import max_abs_diff, ort_outputs
 from edgeface.fileio import atomic_path, sha256_file
+
+if TYPE_CHECKING:
+    from edgeface.convert.pipeline import BuildJob
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -151,3 +155,14 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
             run_cache.unlink(missing_ok=True)
     return {"method": method, "fp32_nodes": excluded, "calibration_images": int(len(calib_x)),
             "reduce_range": reduce_range, "calibration_cache": str(cache) if cache else None, "cache_hit": cache_hit}
+
+
+def build_fp16(job: BuildJob) -> dict:
+    """The ``onnx-fp16`` target's build function (see :data:`edgeface.targets.TARGETS`)."""
+    return convert_fp16(job.src, job.out, job.sample)
+
+
+def build_int8(job: BuildJob) -> dict:
+    """The ``onnx-int8`` target's build function; calibration ranges are cached under the convert cache."""
+    return quantize_int8(job.src, job.out, job.calib_x, job.data_sha, job.options.calib_method,
+                         job.cache / "calibration")

@@ -24,7 +24,7 @@ class ServingError(UserError):
 
 def built_entry(convert_dir: Path, manifest: dict, target_name: str) -> dict:
     """The manifest entry of ``target_name``, or a ServingError saying why it cannot be served."""
-    from edgeface.manifest import TARGETS
+    from edgeface.targets import TARGETS
 
     if target_name not in TARGETS:
         raise ServingError(f"unknown target {target_name!r}; known: {', '.join(TARGETS)}")

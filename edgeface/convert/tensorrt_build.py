@@ -12,9 +12,13 @@ import multiprocessing
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeface.card import INPUT_NAME
 from edgeface.fileio import atomic_path
+
+if TYPE_CHECKING:
+    from edgeface.convert.pipeline import BuildJob
 
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
 L4T_TO_JETPACK = {"36.4": "6.1/6.2", "36.3": "6.0", "35.6": "5.1.4", "35.5": "5.1.3", "35.4": "5.1.2", "35.3": "5.1.1",
@@ -185,3 +189,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, input_size: int
         "workspace_mib": workspace_mib, "dla_core": dla_core, "strongly_typed": True,
     }
 
+
+
+def build(job: BuildJob) -> dict:
+    """The ``trt-*`` targets' build function: the engine's precision comes from its source graph."""
+    options = job.options
+    return build_engine(job.src, job.out, job.card.preprocess.input_size, BatchProfile.parse(options.batch_profile),
+                        options.workspace_mib, job.cache / "tensorrt-timing.cache", options.dla_core)

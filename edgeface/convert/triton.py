@@ -20,7 +20,7 @@ from edgeface.convert.serving import (
     replace_dirs,
     stage_dir,
 )
-from edgeface.manifest import TARGETS, load_manifest, manifest_card
+from edgeface.manifest import built_targets, load_manifest, manifest_card
 
 CARD_PARAMETER = "edgeface_card"
 
@@ -159,11 +159,10 @@ def export_triton(convert_dir: str | Path, repo: str | Path, targets: list[str] 
     convert_dir = Path(convert_dir)
     manifest = load_manifest(convert_dir)
     card = manifest_card(manifest)
-    artifacts = manifest["artifacts"]
     if kind not in KINDS:
         raise ServingError(f"unknown instance kind {kind!r}; expected one of {', '.join(KINDS)}")
     if targets is None:
-        targets = [t for t in TARGETS if artifacts.get(t, {}).get("status") == "ok"]
+        targets = built_targets(manifest)
         if not targets:
             raise ServingError(f"{convert_dir} holds no built artifact (see its manifest.json)")
     prefix = prefix or card.model

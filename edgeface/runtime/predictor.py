@@ -19,9 +19,7 @@ from edgeface.decode import decode, merge_flipped
 from edgeface.detector import Face, FaceDetector
 from edgeface.faces import face_crop
 from edgeface.preprocess import PreprocessSpec, alignment_matrix, flip_input, to_input
-from edgeface.runtime.base import Runner, backend_for, open_runner
-
-MODEL_FILE_SUFFIXES = (".pt", ".pth", ".onnx", ".xml", ".engine")
+from edgeface.runtime.base import Runner, open_runner
 
 
 @dataclass
@@ -93,26 +91,6 @@ def find_model_paths(paths: str | Path | list[str | Path]) -> list[Path]:
     return found
 
 
-def load_model(path: Path, backend: str | None = None, target: str | None = None,
-               threads: int | None = None, device: str | None = None) -> LoadedModel:
-    """Open one model: a file directly, or a convert folder's artifact for ``target`` (or for ``backend``)."""
-    from edgeface.manifest import TARGETS, load_manifest, resolve_artifact
-
-    if path.is_dir() and target is None and backend is not None:
-        artifacts = load_manifest(path)["artifacts"]
-        matching = [n for n in TARGETS if artifacts.get(n, {}).get("status") == "ok"
-                    and backend_for(TARGETS[n].file) == backend]
-        if not matching:
-            raise ValueError(f"{path} has no built artifact for backend {backend!r}")
-        target = matching[0]
-    file, card, _ = resolve_artifact(path, target)
-    runner = open_runner(file, backend=backend, device=device, threads=threads)
-    card = card or runner.card
-    if card is None:
-        raise ValueError(f"{file} carries no model card")
-    return LoadedModel(runner=runner, card=card, source=path)
-
-
 class Predictor:
     """Detect faces in a frame and run every loaded model on them.
 
@@ -130,7 +108,8 @@ class Predictor:
         self.models: list[LoadedModel] = []
         try:
             for path in find_model_paths(models):
-                self.models.append(load_model(path, backend=backend, target=target, threads=threads, device=device))
+                runner = open_runner(path, backend=backend, device=device, threads=threads, target=target)
+                self.models.append(LoadedModel(runner=runner, card=runner.card, source=path))
         except BaseException:
             self.close()
             raise
@@ -189,7 +168,7 @@ class Predictor:
 
     def close(self) -> None:
         for model in self.models:
-            model.runner.close()
+            model.runner.deactivate()
 
     def __enter__(self) -> Predictor:
         return self

@@ -32,7 +32,6 @@ class OnnxRuntimeRunner(Runner):
     """``device``: cpu (default), cuda or tensorrt; ``threads``: intra-op threads (None = ORT's default)."""
 
     backend = "onnxruntime"
-    suffixes = (".onnx",)
     install_hint = "pip install 'edgeface[onnx]' (onnxruntime-gpu for CUDA / TensorRT)"
 
     def __init__(self, path: str | Path, device: str | None = None, threads: int | None = None,
@@ -40,7 +39,7 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(path, device=device, threads=threads)
         self.inter_op_threads = inter_op_threads
 
-    def load(self) -> None:
+    def activate_impl(self) -> None:
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -75,10 +74,9 @@ class OnnxRuntimeRunner(Runner):
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.providers = self.session.get_providers()
 
-    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        outs = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
+    def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
         return dict(zip(self.output_names, outs, strict=True))
 
-    def close(self) -> None:
+    def deactivate_impl(self) -> None:
         self.session = None
-        super().close()

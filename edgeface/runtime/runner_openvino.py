@@ -25,7 +25,6 @@ class OpenVinoRunner(Runner):
     ``hint``: OpenVINO performance hint (LATENCY for batch-1 serving, THROUGHPUT with :meth:`infer_many`)."""
 
     backend = "openvino"
-    suffixes = (".xml",)
     install_hint = "pip install 'edgeface[openvino]'"
 
     def __init__(self, path: str | Path, device: str | None = None, threads: int | None = None,
@@ -37,7 +36,7 @@ class OpenVinoRunner(Runner):
         self.streams = streams
         self.properties = dict(properties or {})
 
-    def load(self) -> None:
+    def activate_impl(self) -> None:
         try:
             import openvino as ov
         except ImportError as e:
@@ -79,30 +78,47 @@ class OpenVinoRunner(Runner):
         self.request = self.compiled.create_infer_request()
         self.optimal_requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
-    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        result = self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+    def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        result = self.request.infer({0: np.ascontiguousarray(x)})
         return {n: np.array(result[out]) for n, out in zip(self.output_names, self.compiled.outputs, strict=True)}
 
-    def infer_many(self, batches: Iterable[np.ndarray], jobs: int | None = None) -> list[dict[str, np.ndarray]]:
-        """Run many batches through an AsyncInferQueue (``jobs`` requests in flight, default the device's
-        optimal number); results come back in input order. This is the THROUGHPUT-hint path."""
-        import openvino as ov
+    @property
+    def default_jobs(self) -> int:
+        """The device's optimal number of requests in flight (OPTIMAL_NUMBER_OF_INFER_REQUESTS)."""
+        return self.optimal_requests
 
+    def infer_many(self, batches: Iterable[np.ndarray], jobs: int | None = None) -> list[dict[str, np.ndarray]]:
+        """Run many batches with ``jobs`` asynchronous requests in flight (default :attr:`default_jobs`), the
+        THROUGHPUT-hint path; results come back in input order.
+
+        Each request is started with ``start_async`` and waited on with ``wait`` before it is reused, and its
+        outputs are copied then. No Python callback runs on OpenVINO's threads, so nothing here can deadlock
+        against the interpreter when the requests are torn down (an AsyncInferQueue with a callback can).
+        """
+        self.require_active()
+        requests = [self.compiled.create_infer_request() for _ in range(max(1, jobs or self.default_jobs))]
+        pending: list[int | None] = [None] * len(requests)  # batch index each request is working on
         results: dict[int, dict[str, np.ndarray]] = {}
 
-        def done(request, index: int) -> None:
-            results[index] = {n: np.array(request.get_output_tensor(k).data)
-                              for k, n in enumerate(self.output_names)}
+        def collect(slot: int) -> None:
+            if pending[slot] is not None:
+                requests[slot].wait()
+                results[pending[slot]] = {n: np.array(requests[slot].get_output_tensor(k).data)
+                                          for k, n in enumerate(self.output_names)}
+                pending[slot] = None
 
-        queue = ov.AsyncInferQueue(self.compiled, jobs or self.optimal_requests)
-        queue.set_callback(done)
-        count = 0
-        for count, batch in enumerate(batches, start=1):
-            queue.start_async({0: np.ascontiguousarray(batch, dtype=np.float32)}, count - 1)
-        queue.wait_all()
-        return [results[i] for i in range(count)]
+        try:
+            for index, batch in enumerate(batches):
+                self.check_input(batch)
+                slot = index % len(requests)
+                collect(slot)
+                requests[slot].start_async({0: np.ascontiguousarray(batch)})
+                pending[slot] = index
+        finally:
+            for slot in range(len(requests)):
+                collect(slot)
+        return [results[i] for i in range(len(results))]
 
-    def close(self) -> None:
+    def deactivate_impl(self) -> None:
         self.request = None
         self.compiled = None
-        super().close()

@@ -6,6 +6,7 @@ checked first and a mismatch is refused with a message naming both sides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,9 @@ def compatibility_error(build_device: dict, trt_version: str, gpu_name: str) -> 
 
 class TensorRTRunner(Runner):
     backend = "tensorrt"
-    suffixes = (".engine", ".plan")
     install_hint = "pip install 'edgeface[tensorrt]' on a machine with an NVIDIA GPU and the TensorRT libraries"
 
-    def load(self) -> None:
+    def activate_impl(self) -> None:
         from edgeface.convert.tensorrt_build import gpu_facts, tensorrt_unavailable
         from edgeface.manifest import resolve_artifact
 
@@ -57,8 +57,12 @@ class TensorRTRunner(Runner):
                 raise ValueError(f"cannot deserialize TensorRT engine {path} (truncated or built elsewhere)")
             self.context = self.engine.create_execution_context()
             self.stream = cuda.Stream()
-        finally:
+        except BaseException:
             self._ctx.pop()
+            self._ctx.detach()
+            self._ctx = None
+            raise
+        self._ctx.pop()
         self._trt = trt
         self.card = card
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -66,8 +70,9 @@ class TensorRTRunner(Runner):
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self._buffers: dict[tuple, dict] = {}
 
-    def _allocate(self, shape: tuple[int, ...]) -> dict:
-        """Device (and pinned host) buffers for one input shape, reused across calls of that shape."""
+    def _bind(self, shape: tuple[int, ...]) -> dict:
+        """Set the input shape and bind device buffers for it (allocated once per shape, pinned host copies
+        beside them). The CUDA context must be current."""
         if shape not in self._buffers:
             cuda, trt = self._cuda, self._trt
             self.context.set_input_shape(self.input_name, shape)
@@ -78,21 +83,29 @@ class TensorRTRunner(Runner):
                 host = cuda.pagelocked_empty(dims, dtype)
                 buffers[name] = (host, cuda.mem_alloc(host.nbytes))
             self._buffers[shape] = buffers
-        return self._buffers[shape]
+        buffers = self._buffers[shape]
+        self.context.set_input_shape(self.input_name, shape)
+        for name, (_, device) in buffers.items():
+            self.context.set_tensor_address(name, int(device))
+        return buffers
 
-    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    def _upload(self, x: np.ndarray) -> dict:
+        """Bind buffers for ``x``'s shape and queue its copy to the device on the runner's stream."""
+        buffers = self._bind(x.shape)
+        host_in, device_in = buffers[self.input_name]
+        np.copyto(host_in, x)
+        self._cuda.memcpy_htod_async(device_in, host_in, self.stream)
+        return buffers
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(self.stream.handle):
+            raise RuntimeError("TensorRT execution failed")
+
+    def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
         self._ctx.push()
         try:
-            buffers = self._allocate(x.shape)
-            self.context.set_input_shape(self.input_name, x.shape)
-            for name, (_, device) in buffers.items():
-                self.context.set_tensor_address(name, int(device))
-            host_in, device_in = buffers[self.input_name]
-            np.copyto(host_in, x)
-            self._cuda.memcpy_htod_async(device_in, host_in, self.stream)
-            if not self.context.execute_async_v3(self.stream.handle):
-                raise RuntimeError("TensorRT execution failed")
+            buffers = self._upload(np.ascontiguousarray(x))
+            self._execute()
             for name in self.output_names:
                 self._cuda.memcpy_dtoh_async(buffers[name][0], buffers[name][1], self.stream)
             self.stream.synchronize()
@@ -100,13 +113,40 @@ class TensorRTRunner(Runner):
         finally:
             self._ctx.pop()
 
-    def close(self) -> None:
+    def compute_only_timer(self, x: np.ndarray) -> Callable[[], float]:
+        """``execute_async_v3`` alone between two CUDA events on the runner's stream, the input already in
+        device memory (uploaded once here)."""
+        self.require_active()
+        self.check_input(x)
+        self._ctx.push()
+        try:
+            self._upload(np.ascontiguousarray(x))
+            self.stream.synchronize()
+            start, end = self._cuda.Event(), self._cuda.Event()
+        finally:
+            self._ctx.pop()
+
+        def timed() -> float:
+            self._ctx.push()
+            try:
+                self._bind(x.shape)  # host-side only: another shape may have been bound since
+                start.record(self.stream)
+                self._execute()
+                end.record(self.stream)
+                end.synchronize()
+                return start.time_till(end) / 1000.0
+            finally:
+                self._ctx.pop()
+
+        return timed
+
+    def deactivate_impl(self) -> None:
         if getattr(self, "_ctx", None) is not None:
             self._ctx.push()
             self._buffers = {}
             self.context = None
             self.engine = None
+            self.stream = None
             self._ctx.pop()
             self._ctx.detach()
             self._ctx = None
-        super().close()

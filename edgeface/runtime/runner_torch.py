@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from edgeface.runtime.base import BackendUnavailable, Runner
@@ -9,10 +11,9 @@ from edgeface.runtime.base import BackendUnavailable, Runner
 
 class TorchRunner(Runner):
     backend = "torch"
-    suffixes = (".pt", ".pth")
     install_hint = "pip install 'edgeface[train]'"
 
-    def load(self) -> None:
+    def activate_impl(self) -> None:
         try:
             import torch
         except ImportError as e:
@@ -27,7 +28,29 @@ class TorchRunner(Runner):
         self.model = model.to(self._device).eval()
         self.output_names = self.card.outputs
 
-    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
         with self._torch.inference_mode():
-            outs = self.model(self._torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device))
+            outs = self.model(self._torch.from_numpy(np.ascontiguousarray(x)).to(self._device))
         return {n: o.float().cpu().numpy() for n, o in zip(self.output_names, outs, strict=True)}
+
+    def compute_only_timer(self, x: np.ndarray) -> Callable[[], float] | None:
+        """CUDA-event timing of the forward pass alone, the batch already on the GPU; None on CPU."""
+        torch = self._torch
+        if self._device.type != "cuda":
+            return None
+        xd = torch.from_numpy(np.ascontiguousarray(x)).to(self._device)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(self._device)
+
+        def timed() -> float:
+            with torch.inference_mode():
+                start.record()
+                self.model(xd)
+                end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1000.0
+
+        return timed
+
+    def deactivate_impl(self) -> None:
+        self.model = None

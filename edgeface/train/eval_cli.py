@@ -30,24 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
 
 
-def open_model(model: str, target: str | None, backend: str | None, device: str | None):
-    """A loaded Runner for a model file, or for ``target`` inside a convert output folder."""
-    from edgeface.runtime import open_runner
-
-    path = Path(model)
-    if not path.exists():
-        raise FileNotFoundError(f"model not found: {path}")
-    if path.is_dir() or target:
-        try:
-            from edgeface.manifest import resolve_artifact
-        except ImportError as e:
-            raise ValueError(f"{path}: convert output folders need edgeface.manifest ({e})") from e
-        path, _card, _entry = resolve_artifact(path, target)
-    return open_runner(path, backend=backend, device=device)
-
-
 def main(args: argparse.Namespace) -> int:
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
+    from edgeface.runtime import open_runner
     from edgeface.train.evaluate import evaluate_runner, write_predictions
     from edgeface.train.tasks import task_from_card
     from edgeface.train.trainer import default_cache_dir
@@ -56,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--data is required (a data set path)")
     if not args.aligned and not args.detector:
         raise ValueError("unaligned data needs --detector YUNET.onnx (or --aligned for aligned chips)")
-    with open_model(args.model, args.target, args.backend, args.device) as runner:
+    with open_runner(args.model, backend=args.backend, device=args.device, target=args.target) as runner:
         card = runner.card
         task = task_from_card(card)
         issues = DataIssues(bool(args.strict))
