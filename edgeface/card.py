@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from edgeface.labels import LabelSpace
 from edgeface.preprocess import PreprocessSpec
 
+# Where the card travels inside artifacts (writers in edgeface/convert, readers in edgeface/runtime)
+CARD_KEY = "edgeface_card"  # ONNX metadata_props key, and Triton config parameter, holding the card JSON
+RT_INFO_CARD = ["edgeface", "card"]  # OpenVINO rt_info path of the card JSON inside an IR
+
 INPUT_NAME = "input"
 OUTPUT_PROBS = "probs"  # (N, K) softmax over the label bins
 OUTPUT_EXPECTATION = "expectation"  # (N,) expectation of probs: the predicted value

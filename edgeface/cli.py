@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from edgeface import __version__
+from edgeface.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeface.zoo", "list the model zoo: parameters, MACs, size vs the VGG-16 baseline"),
@@ -23,10 +24,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("edgeface.convert.serving", "export a convert folder for Triton or DeepStream"),
     "run": ("edgeface.runtime.cli", "detect, track and predict age / attributes on a video, camera or stream"),
 }
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 EXPECTED_ERRORS = (UserError, FileNotFoundError, ValueError, PermissionError, ImportError, RuntimeError)

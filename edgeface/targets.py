@@ -46,7 +46,7 @@ class Target:
         return [self.file[: -len(".xml")] + ".bin"] if self.format == "openvino" else []
 
 
-_TRT_CHECK = "edgeface.convert.tensorrt_build:tensorrt_unavailable"
+_TRT_CHECK = "edgeface.device:tensorrt_unavailable"
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("onnx", "onnx", "fp32", "model.onnx", None, False, "onnxruntime", ("torch", "onnx", "onnxruntime"),

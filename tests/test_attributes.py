@@ -225,6 +225,7 @@ def test_train_and_eval_end_to_end_on_celeba(celeba_dir, tmp_path, capsys):
     assert main(["eval", str(out / "best.pt"), *common, "--aligned", "--json", "--plot",
                  str(tmp_path / "bars.png")]) == 0
     assert (tmp_path / "bars.png").stat().st_size > 10_000
+    assert {p.parent for p in (tmp_path / "cache").rglob("*.npz")} == {tmp_path / "cache" / "faces"}
     metrics = json.loads(capsys.readouterr().out)["metrics"]
     assert metrics["n"] == 40 and metrics["thresholds"].startswith("fitted on the training run")
     assert metrics["landmark_nme"] >= 0 and metrics["landmark_n"] >= 39

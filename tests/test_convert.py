@@ -15,7 +15,7 @@ from convert_helpers import CPU_TARGETS, convert_options, converted, tiny_checkp
 from edgeface.cli import main as cli_main
 from edgeface.convert.pipeline import convert_checkpoint, failed_targets, gate_check, plan_targets
 from edgeface.convert.precision import calibration_key
-from edgeface.convert.tensorrt_build import tensorrt_unavailable
+from edgeface.device import tensorrt_unavailable
 from edgeface.manifest import load_manifest
 
 

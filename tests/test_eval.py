@@ -103,6 +103,7 @@ def test_eval_cli_json_and_predictions(checkpoint, utk_folder, tmp_path, capsys)
                      "--cache-dir", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
     assert "(val, 2 faces, flip off)" in out and "mae:" in out
+    assert list((tmp_path / "cache" / "faces").glob("faces-*.npz"))  # --cache-dir is the root, as in convert
 
 
 def test_eval_cli_errors_exit_2(checkpoint, utk_folder, tmp_path, capsys):

@@ -10,13 +10,8 @@ import numpy as np
 import pytest
 from convert_helpers import SPEC, converted, real_crops, tiny_checkpoint
 
-from edgeface.convert.tensorrt_build import (
-    BatchProfile,
-    check_dla,
-    network_flags,
-    parse_l4t,
-    tensorrt_unavailable,
-)
+from edgeface.convert.tensorrt_build import BatchProfile, check_dla, network_flags
+from edgeface.device import tensorrt_unavailable
 from edgeface.preprocess import to_input
 from edgeface.runtime.base import open_runner
 from edgeface.runtime.runner_openvino import OpenVinoRunner
@@ -86,7 +81,7 @@ def test_openvino_hints_threads_and_async_queue(folder, batch_and_reference):
 
 
 def test_onnxruntime_refuses_missing_provider(folder):
-    from edgeface.runtime.base import BackendUnavailable
+    from edgeface.errors import BackendUnavailable
 
     out, _ = folder
     import onnxruntime
@@ -127,9 +122,6 @@ def test_tensorrt_build_planning_without_tensorrt():
     for bad in ("4,2,8", "0,1,1", "a,b,c", "1,2"):
         with pytest.raises(ValueError, match="batch profile"):
             BatchProfile.parse(bad)
-    assert parse_l4t("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref") == {
-        "l4t": "35.4.1", "jetpack": "5.1.2"}
-    assert parse_l4t("garbage") == {}
     check_dla(None, "11.0.0", {})
     with pytest.raises(ValueError, match="needs an NVIDIA Jetson"):
         check_dla(0, "10.3.0", {})

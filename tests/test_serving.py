@@ -228,6 +228,7 @@ def test_triton_existing_model_is_kept_without_overwrite(convert_dir: Path, tmp_
                    "--overwrite") == 0
     assert parse_config(config.read_text())[0].max_batch_size == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # no staging folder left behind
+    assert sorted(p.name for p in repo.iterdir()) == ["tinyagenet-onnx"]
 
 
 def test_changed_artifact_is_refused(convert_dir: Path, tmp_path: Path, capsys) -> None:

@@ -140,7 +140,7 @@ def test_edgeface_run_writes_video_and_jsonl(workdir, yunet_path, capsys):
             assert face["fused_frames"] == min(record["frame"] + 1, 5)
             assert {"age", "age_std", "attributes", "decisions", "model_landmarks"} <= set(face)
     assert sorted(len(ids) for ids in ids_by_band.values()) == [1, 1, 1]  # one stable id per face
-    assert not list(out.parent.glob(".*partial*"))  # no temporary files left behind
+    assert not list(out.parent.glob(".*.tmp*"))  # no temporary files left behind
 
 
 def test_detect_every_n_follows_faces_between_detections(workdir, yunet_path):
@@ -201,7 +201,7 @@ def test_ctrl_c_stops_cleanly_with_valid_outputs(workdir, yunet_path, tmp_path, 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 60
     while time.time() < deadline and not any(
-            p.stat().st_size > 2000 for p in tmp_path.glob(".o.jsonl.*partial")):
+            p.stat().st_size > 2000 for p in tmp_path.glob(".o.jsonl.*.tmp.jsonl")):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)

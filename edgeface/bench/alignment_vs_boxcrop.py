@@ -177,6 +177,8 @@ def plot(path: Path, report: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edgeface.fileio import save_figure
+
     conditions = report["conditions"]
     fig, axes = plt.subplots(1, len(conditions), figsize=(6 * len(conditions), 3.6), squeeze=False)
     for ax, c in zip(axes[0], conditions, strict=True):
@@ -193,8 +195,7 @@ def plot(path: Path, report: dict) -> None:
         ax.legend()
     fig.suptitle(f"{report['model']} {report['input_size']} px: aligned vs DeepStream box crops")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -167,6 +167,8 @@ def _best_per_backend_precision(rows: list[dict], model: str) -> dict[str, float
 def plot_latency_vs_params(documents: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
+    from edgeface.fileio import save_figure
+
     fig, ax = plt.subplots(figsize=(7, 5))
     for d in documents:
         for backend in sorted({r["backend"] for r in d["results"]}):
@@ -189,13 +191,14 @@ def plot_latency_vs_params(documents: list[dict], path: Path) -> None:
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_latency_per_backend(documents: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from edgeface.fileio import save_figure
 
     panels = [(d, m) for d in documents for m in dict.fromkeys(r["model"] for r in d["results"])]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), squeeze=False)
@@ -209,13 +212,14 @@ def plot_latency_per_backend(documents: list[dict], path: Path) -> None:
         ax.set_title(f"{d['device']}: {model}", fontsize=9)
         ax.set_xlabel("batch-1 latency, ms", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_speed_vs_drift(documents: list[dict], path: Path) -> bool:
     """Latency against the convert manifest's gated metric change; False when no run carries drift."""
     import matplotlib.pyplot as plt
+
+    from edgeface.fileio import save_figure
 
     pts = []
     for d in documents:
@@ -235,8 +239,7 @@ def plot_speed_vs_drift(documents: list[dict], path: Path) -> bool:
     ax.set_title("Speed vs accuracy drift (green: drift gate passed)")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return True
 
 

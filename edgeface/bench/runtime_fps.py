@@ -194,6 +194,8 @@ def plot(path: Path, rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edgeface.fileio import save_figure
+
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         return
@@ -205,8 +207,7 @@ def plot(path: Path, rows: list[dict]) -> None:
     ax.set_ylabel("end-to-end FPS")
     ax.set_title("edgeface run pipeline FPS (blue: 1 face, orange: 3 faces; N = detect every N frames)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,8 @@ def plot(path: Path, frames: np.ndarray, rss: np.ndarray, warmup: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edgeface.fileio import save_figure
+
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(frames, rss, marker=".")
     ax.axvline(warmup, color="grey", linestyle=":", label="end of warm-up")
@@ -155,8 +157,7 @@ def plot(path: Path, frames: np.ndarray, rss: np.ndarray, warmup: int) -> None:
     ax.set_title("edgeface runtime soak: RSS over the run")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

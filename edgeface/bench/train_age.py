@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeface.bench.fingerprint import fingerprint
 from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
-from edgeface.fileio import write_json, write_text
+from edgeface.fileio import cache_dir, write_json, write_text
 from edgeface.labels import expectation
 from edgeface.runtime import open_runner
 from edgeface.train.evaluate import evaluate_runner
@@ -49,7 +49,8 @@ def train_and_evaluate(overrides: dict, work: Path, name: str, results: Path) ->
         samples = subsample(load_samples(cfg.format, cfg.data, issues, runner.card.label_space), cfg.max_images,
                             cfg.seed)
         faces = prepare_faces(samples, runner.card.preprocess, issues, cfg.format,
-                              None if cfg.aligned else cfg.detector, cfg.cache_dir, progress=False)
+                              None if cfg.aligned else cfg.detector, cache_dir("faces", cfg.cache_dir),
+                              progress=False)
         train_idx, val_idx = split_indices(faces, cfg.val_fraction, cfg.seed, cfg.folds, cfg.fold, cfg.protocol)
         val = faces.subset(val_idx)
         metrics, _ = evaluate_runner(runner, val.crops, val.targets, flip=True)
@@ -85,7 +86,8 @@ def attractiveness_folds(data: Path, detector: Path, work: Path, results: Path, 
             issues = DataIssues()
             samples = load_samples("csv", cfg.data, issues, runner.card.label_space, label_col=cfg.label_col,
                                    std_col=cfg.std_col)
-            faces = prepare_faces(samples, runner.card.preprocess, issues, "3dsk", detector, cache, progress=False)
+            faces = prepare_faces(samples, runner.card.preprocess, issues, "3dsk", detector, cache_dir("faces", cache),
+                                  progress=False)
             train_idx, val_idx = split_indices(faces, folds=folds, fold=fold, seed=cfg.seed)
             val = faces.subset(val_idx)
             metrics, outputs = evaluate_runner(runner, val.crops, val.targets)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.fileio import atomic_path, write_json, write_text
+from edgeface.fileio import atomic_path, cache_dir, write_json, write_text
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-dev"
@@ -115,7 +115,8 @@ def evaluate(best: Path, test_csv: Path, work: Path, flip: bool) -> dict:
     with open_runner(best) as runner:
         issues = DataIssues()
         samples = load_samples("attributes-csv", test_csv, issues)
-        faces = prepare_faces(samples, runner.card.preprocess, issues, "celeba-dev test", None, work / "cache")
+        faces = prepare_faces(samples, runner.card.preprocess, issues, "celeba-dev test", None,
+                              cache_dir("faces", work / "cache"))
         metrics, _ = evaluate_runner(runner, faces.crops, faces.targets, flip=flip, progress=True)
         metrics["val_metrics_at_best_epoch"] = {
             k: v for k, v in runner.card.extra.get("val_metrics", {}).items() if isinstance(v, (int, float))}

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-profile", default="1,1,16", help="TensorRT profile MIN,OPT,MAX batch (default 1,1,16)")
     g.add_argument("--workspace-mib", type=int, default=1024, help="TensorRT workspace limit in MiB")
     g.add_argument("--dla-core", type=int, help="build the TensorRT engines for this DLA core (Jetson, TensorRT 10)")
-    g.add_argument("--cache-dir", help="calibration / timing / face caches (default ~/.cache/edgeface)")
+    g.add_argument("--cache-dir", help="cache root: faces/, calibration/ and tensorrt/ under it (default "
+                   "$EDGEFACE_CACHE, else $XDG_CACHE_HOME/edgeface, else ~/.cache/edgeface)")
     g.add_argument("--threads", type=int, default=2, help="CPU threads for export and evaluation")
     g.add_argument("--no-progress", dest="progress", action="store_false")
 

@@ -16,14 +16,9 @@ import shutil
 from pathlib import Path
 
 from edgeface.card import ModelCard
-from edgeface.convert.serving import (
-    ServingError,
-    built_entry,
-    checked_artifact,
-    plan_profile_max,
-    replace_dirs,
-    stage_dir,
-)
+from edgeface.convert.serving import built_entry, checked_artifact, plan_profile_max
+from edgeface.errors import ServingError
+from edgeface.fileio import atomic_dir
 from edgeface.manifest import load_manifest, manifest_card
 
 CONFIG_NAME = "config_infer_secondary_edgeface.txt"
@@ -214,14 +209,11 @@ def export_deepstream(convert_dir: str | Path, out: str | Path, operate_on_gie_i
     result = load_box_crop_result(box_crop_result)
     config = nvinfer_config(card, onnx_file, engine_file, operate_on_gie_id, operate_on_class_ids, gie_unique_id,
                             precision, batch_size, gpu_id, min_face, source=f"{convert_dir.name}/manifest.json")
-    with stage_dir(out) as staging:
-        folder = staging / out.name
-        folder.mkdir()
+    with atomic_dir(out) as folder:
         for source, name in copies:
             shutil.copyfile(source, folder / name)
         (folder / CONFIG_NAME).write_text(config)
         (folder / CARD_NAME).write_text(card.to_json() + "\n")
         (folder / "README.md").write_text(readme(card, CONFIG_NAME, onnx_file, engine_file, engine_prebuilt,
                                                  gie_unique_id, result))
-        replace_dirs({out.name: folder}, out.parent)
     return out / CONFIG_NAME

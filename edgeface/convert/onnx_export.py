@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeface import __version__
-from edgeface.card import INPUT_NAME, ModelCard
+from edgeface.card import CARD_KEY, INPUT_NAME, ModelCard
 from edgeface.fileio import atomic_path
-from edgeface.runtime.runner_onnxruntime import CARD_KEY
 
 if TYPE_CHECKING:
     from edgeface.convert.pipeline import BuildJob

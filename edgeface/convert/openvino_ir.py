@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeface.card import ModelCard
+from edgeface.card import RT_INFO_CARD, ModelCard
 from edgeface.convert.heads import openvino_head_nodes
 
 if TYPE_CHECKING:
     from edgeface.convert.pipeline import BuildJob
 
-RT_INFO_CARD = ["edgeface", "card"]  # rt_info path of the ModelCard JSON inside the IR
 NNCF_RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
 
 

@@ -6,11 +6,7 @@ interrupted or failed-input convert leaves the previous contents of ``out_dir`` 
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
-import platform
-import shutil
-import tempfile
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgeface.card import ModelCard
-from edgeface.fileio import sha256_file
+from edgeface.device import host_facts, library_versions
+from edgeface.fileio import atomic_dir, cache_dir, sha256_file
 from edgeface.manifest import artifact_entry, new_manifest, write_manifest
 from edgeface.targets import FORMAT_TOOLS, TARGETS, Target, source_chain
 
@@ -39,7 +36,7 @@ class ConvertOptions:
     batch_profile: str = "1,1,16"
     workspace_mib: int = 1024
     dla_core: int | None = None
-    cache_dir: str | None = None  # calibration + timing caches; default ~/.cache/edgeface
+    cache_dir: str | None = None  # cache root (see edgeface.fileio.cache_dir): crops, calibration, timing
     eval_format: str | None = None  # data reader; default from the task (utkface / celeba / csv)
     eval_options: dict = field(default_factory=dict)  # reader options (label_col, std_col, ...)
     eval_images: int | None = None
@@ -53,7 +50,8 @@ class ConvertOptions:
 @dataclass
 class BuildJob:
     """What a target's build function (``Target.build``) gets: the model and its card, the file to write,
-    its source's file, the sample / calibration batches and the options."""
+    its source's file, the sample / calibration batches and the options (caches: ``edgeface.fileio.cache_dir``
+    with ``options.cache_dir``)."""
 
     target: Target
     model: Any  # the torch.nn.Module (eval mode)
@@ -64,7 +62,6 @@ class BuildJob:
     calib_x: np.ndarray | None
     data_sha: str | None
     options: ConvertOptions
-    cache: Path
 
 
 def _function(spec: str) -> Callable:
@@ -113,25 +110,6 @@ def plan_targets(requested: str | list[str], unavailable: dict[str, str | None])
     return [t for t in TARGETS if t in wanted], skipped
 
 
-def tool_versions(fmt: str) -> dict:
-    versions = {}
-    for dist in FORMAT_TOOLS[fmt]:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def host_facts() -> dict:
-    return {"host": platform.node(), "machine": platform.machine(), "os": platform.platform(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgeface"
-
-
 def load_eval_faces(card: ModelCard, data: str | Path, options: ConvertOptions):
     """The eval set as a FaceSet, read and aligned the way ``edgeface train`` / ``eval`` read it."""
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces
@@ -143,7 +121,7 @@ def load_eval_faces(card: ModelCard, data: str | Path, options: ConvertOptions):
         index = np.linspace(0, len(samples) - 1, options.eval_images).round().astype(int)
         samples = [samples[i] for i in index]
     return prepare_faces(samples, card.preprocess, issues, "eval", detector_path=options.detector,
-                         cache_dir=Path(options.cache_dir or default_cache_dir()) / "faces",
+                         cache_dir=cache_dir("faces", options.cache_dir),
                          progress=options.progress)
 
 
@@ -203,9 +181,7 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
         sample = np.random.default_rng(0).standard_normal((4, 3, spec.input_size, spec.input_size)).astype(np.float32)
 
     manifest = new_manifest(card, Path(checkpoint).resolve(), sha256_file(checkpoint))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as work:
         notes = _build_all(model, card, build, work, sample, calib_x, data_sha, options, manifest)
         for name, reason in skipped.items():
             manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
@@ -214,9 +190,6 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
         for name, note in notes.items():
             manifest["artifacts"][name]["notes"] = note
         write_manifest(work, manifest)
-        _swap_in(work, out_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 
@@ -225,7 +198,6 @@ def _build_all(model, card: ModelCard, build: list[str], work: Path, sample: np.
     """Build each target into ``work``; a failing target is recorded (and its dependants fail with it)."""
     from tqdm import tqdm
 
-    cache = Path(options.cache_dir or default_cache_dir())
     notes: dict[str, dict] = {}
     for name in tqdm(build, desc="convert", unit="target", disable=not options.progress):
         spec = TARGETS[name]
@@ -237,17 +209,17 @@ def _build_all(model, card: ModelCard, build: list[str], work: Path, sample: np.
             continue
         try:
             src = work / TARGETS[source].file if source else None
-            job = BuildJob(spec, model, card, work / spec.file, src, sample, calib_x, data_sha, options, cache)
+            job = BuildJob(spec, model, card, work / spec.file, src, sample, calib_x, data_sha, options)
             notes[name] = _function(spec.build)(job)
             if spec.format == "tensorrt":
                 build_device = notes[name]
         except (RuntimeError, ValueError, OSError) as e:
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             manifest["artifacts"][name] = artifact_entry(name, card, work, status="failed", reason=message,
-                                                         tools=tool_versions(spec.format))
+                                                         tools=library_versions(FORMAT_TOOLS[spec.format]))
             continue
-        manifest["artifacts"][name] = artifact_entry(name, card, work, tools=tool_versions(spec.format),
-                                                     build_device=build_device)
+        manifest["artifacts"][name] = artifact_entry(name, card, work, build_device=build_device,
+                                                     tools=library_versions(FORMAT_TOOLS[spec.format]))
     return notes
 
 
@@ -284,17 +256,6 @@ def _measure_drift(checkpoint, card: ModelCard, manifest: dict, work: Path, face
                     entry["status"], entry["reason"] = "failed", breach
         entry["drift"] = drift
     manifest["reference"] = {"backend": "torch", "metrics": _summary(reference)} if reference else None
-
-
-def _swap_in(work: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``work`` with two renames; the old folder is removed only afterwards."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        os.replace(out_dir, old)
-    os.replace(work, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def failed_targets(manifest: dict) -> list[str]:

@@ -6,8 +6,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +13,8 @@ import numpy as np
 
 from edgeface.convert.heads import onnx_head_nodes
 from edgeface.convert.onnx_export import max_abs_diff, ort_outputs
-from edgeface.fileio import atomic_path, sha256_file
+from edgeface.device import cpu_has_vnni
+from edgeface.fileio import PendingFile, atomic_path, cache_dir, sha256_file
 
 if TYPE_CHECKING:
     from edgeface.convert.pipeline import BuildJob
@@ -93,26 +92,12 @@ def _quiet():
         root.setLevel(level)
 
 
-def cpu_has_vnni() -> bool:
-    """Whether this x86 CPU has VNNI (or is not x86): without it ONNX Runtime's 8-bit x 8-bit kernels
-    (AVX2 vpmaddubsw) saturate their int16 pair sums, so weights must use 7 bits (``reduce_range``)."""
-    import platform
-
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686"):
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True
-    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
-
-
 def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sha256: str, method: str = "minmax",
                   cache_dir: str | Path | None = None, percentile: float = 99.99,
                   reduce_range: bool | None = None) -> dict:
     """Symmetric INT8 Q/DQ: per-channel symmetric weights, symmetric activations, heads left in FP32.
 
-    ``reduce_range`` (7-bit weights) defaults to on where the CPU lacks VNNI (see :func:`cpu_has_vnni`).
+    ``reduce_range`` (7-bit weights) defaults to on where the CPU lacks VNNI (see :func:`edgeface.device.cpu_has_vnni`).
 
     Tensor ranges are cached under ``cache_dir`` in ONNX Runtime's JSON calibration cache, keyed by
     :func:`calibration_key`; the cache file appears only after a calibration run completed.
@@ -133,9 +118,9 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
                           percentile=percentile if method == "percentile" else "")
     cache = Path(cache_dir) / f"ort-{key}.json" if cache_dir else None
     cache_hit = bool(cache and cache.is_file())
-    run_cache = cache if cache_hit else (cache.with_name(f".{cache.name}.{os.getpid()}.tmp") if cache else None)
-    if run_cache:
-        run_cache.parent.mkdir(parents=True, exist_ok=True)
+    # a miss calibrates into a fresh name (ONNX Runtime reads any existing file as the cache), kept if complete
+    pending = PendingFile(cache, create=False) if cache and not cache_hit else None
+    run_cache = pending.tmp if pending else cache
     try:
         with atomic_path(dst) as tmp, _quiet():
             quantize_static(
@@ -148,11 +133,11 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
                 extra_options=options, calibration_cache_path=str(run_cache) if run_cache else None,
             )
             onnx.checker.check_model(str(tmp))
-        if cache and not cache_hit and run_cache.is_file():
-            shutil.move(run_cache, cache)
+        if pending and pending.tmp.is_file():
+            pending.commit()
     finally:
-        if run_cache and not cache_hit:
-            run_cache.unlink(missing_ok=True)
+        if pending:
+            pending.discard()
     return {"method": method, "fp32_nodes": excluded, "calibration_images": int(len(calib_x)),
             "reduce_range": reduce_range, "calibration_cache": str(cache) if cache else None, "cache_hit": cache_hit}
 
@@ -165,4 +150,4 @@ def build_fp16(job: BuildJob) -> dict:
 def build_int8(job: BuildJob) -> dict:
     """The ``onnx-int8`` target's build function; calibration ranges are cached under the convert cache."""
     return quantize_int8(job.src, job.out, job.calib_x, job.data_sha, job.options.calib_method,
-                         job.cache / "calibration")
+                         cache_dir("calibration", job.options.cache_dir))

@@ -1,25 +1,15 @@
 """``edgeface export triton|deepstream``: hand a convert output folder to NVIDIA's serving engines.
 
 The exporters themselves live in :mod:`edgeface.convert.triton` and :mod:`edgeface.convert.deepstream`;
-this module holds what they share (picking built artifacts, staging output so nothing is half-written)
-and the command line.
+this module holds what they share (picking and checking built artifacts) and the command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from edgeface.cli import UserError
-
-
-class ServingError(UserError):
-    """An export request that cannot be honoured (printed as one line, exit code 2)."""
+from edgeface.errors import ServingError
 
 
 def built_entry(convert_dir: Path, manifest: dict, target_name: str) -> dict:
@@ -60,33 +50,6 @@ def plan_profile_max(entry: dict) -> int | None:
             value = profile["max"]
             return int(value[0] if isinstance(value, list) else value)
     return None
-
-
-@contextlib.contextmanager
-def stage_dir(dest: Path) -> Iterator[Path]:
-    """A scratch folder beside ``dest`` (same file system, so the final renames are atomic); always removed."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".staging", dir=dest.parent))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def replace_dirs(staged: dict[str, Path], dest_root: Path) -> list[Path]:
-    """Rename each staged folder to ``dest_root/name``; an existing one is swapped out, then deleted."""
-    dest_root.mkdir(parents=True, exist_ok=True)
-    placed = []
-    for name, folder in staged.items():
-        final = dest_root / name
-        old = folder.parent / f".old-{name}"
-        if final.exists():
-            os.replace(final, old)
-        os.replace(folder, final)
-        shutil.rmtree(old, ignore_errors=True)
-        placed.append(final)
-    return placed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

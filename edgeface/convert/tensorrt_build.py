@@ -9,20 +9,16 @@ not the CLI. The output is the plain serialized plan that trtexec, DeepStream an
 from __future__ import annotations
 
 import multiprocessing
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeface.card import INPUT_NAME
-from edgeface.fileio import atomic_path
+from edgeface.device import gpu_facts, jetson_facts, tensorrt_unavailable
+from edgeface.fileio import atomic_path, cache_dir
 
 if TYPE_CHECKING:
     from edgeface.convert.pipeline import BuildJob
-
-TEGRA_RELEASE = Path("/etc/nv_tegra_release")
-L4T_TO_JETPACK = {"36.4": "6.1/6.2", "36.3": "6.0", "35.6": "5.1.4", "35.5": "5.1.3", "35.4": "5.1.2", "35.3": "5.1.1",
-                  "35.2": "5.1", "35.1": "5.0.2", "32.7": "4.6.x"}
 
 
 @dataclass(frozen=True)
@@ -53,51 +49,6 @@ class BatchProfile:
     def shapes(self, size: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """(min, opt, max) NCHW input shapes for ``IOptimizationProfile.set_shape``."""
         return tuple((b, 3, size, size) for b in (self.min, self.opt, self.max))  # type: ignore[return-value]
-
-
-def parse_l4t(text: str) -> dict:
-    """``# R35 (release), REVISION: 4.1, ...`` -> {"l4t": "35.4.1", "jetpack": "5.1.2"}."""
-    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
-    if not m:
-        return {}
-    l4t = f"{m.group(1)}.{m.group(2)}"
-    jetpack = L4T_TO_JETPACK.get(".".join(l4t.split(".")[:2]))
-    return {"l4t": l4t, **({"jetpack": jetpack} if jetpack else {})}
-
-
-def jetson_facts() -> dict:
-    return parse_l4t(TEGRA_RELEASE.read_text()) if TEGRA_RELEASE.is_file() else {}
-
-
-def tensorrt_unavailable() -> str | None:
-    """Why TensorRT engines cannot be built or run here, or None when they can."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return "TensorRT Python bindings not installed (pip install 'edgeface[tensorrt]' on an NVIDIA machine)"
-    except OSError as e:  # the bindings are present but libnvinfer is not
-        return f"TensorRT libraries not loadable: {str(e).splitlines()[0]}"
-    gpu = gpu_facts()
-    if "error" in gpu:
-        return f"no usable NVIDIA GPU: {gpu['error']}"
-    return None
-
-
-def gpu_facts() -> dict:
-    """{"gpu": name, "compute_capability": "8.7"} of device 0 via pycuda, or {"error": why}."""
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        return {"error": "pycuda not installed (pip install 'edgeface[tensorrt]')"}
-    try:
-        cuda.init()
-        if cuda.Device.count() == 0:
-            return {"error": "CUDA reports no device"}
-        device = cuda.Device(0)
-    except Exception as e:  # pycuda.driver.Error when the driver or device is missing
-        return {"error": str(e).splitlines()[0]}
-    major, minor = device.compute_capability()
-    return {"gpu": device.name(), "compute_capability": f"{major}.{minor}"}
 
 
 def check_dla(dla_core: int | None, trt_version: str, jetson: dict) -> None:
@@ -195,4 +146,5 @@ def build(job: BuildJob) -> dict:
     """The ``trt-*`` targets' build function: the engine's precision comes from its source graph."""
     options = job.options
     return build_engine(job.src, job.out, job.card.preprocess.input_size, BatchProfile.parse(options.batch_profile),
-                        options.workspace_mib, job.cache / "tensorrt-timing.cache", options.dla_core)
+                        options.workspace_mib, cache_dir("tensorrt", options.cache_dir) / "timing.cache",
+                        options.dla_core)

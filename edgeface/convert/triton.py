@@ -8,21 +8,16 @@ client can decode the outputs with :func:`edgeface.decode.decode`.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeface.convert.serving import (
-    ServingError,
-    built_entry,
-    checked_artifact,
-    plan_profile_max,
-    replace_dirs,
-    stage_dir,
-)
+from edgeface.card import CARD_KEY
+from edgeface.convert.serving import built_entry, checked_artifact, plan_profile_max
+from edgeface.errors import ServingError
+from edgeface.fileio import atomic_dir
 from edgeface.manifest import built_targets, load_manifest, manifest_card
-
-CARD_PARAMETER = "edgeface_card"
 
 # numpy-style dtype names in the manifest -> Triton's DataType enum names
 TRITON_DTYPES = {
@@ -135,7 +130,7 @@ def model_config(name: str, entry: dict, card_json: str, max_batch_size: int, pr
         "  }",
         "]",
         "parameters {",
-        f"  key: {pbtxt_string(CARD_PARAMETER)}",
+        f"  key: {pbtxt_string(CARD_KEY)}",
         f"  value: {{ string_value: {pbtxt_string(card_json)} }}",
         "}",
     ]
@@ -192,16 +187,14 @@ def export_triton(convert_dir: str | Path, repo: str | Path, targets: list[str] 
     clashes = [n for n in names if (repo / n).exists()]
     if clashes and not overwrite:
         raise ServingError(f"model folder already in {repo}: {', '.join(clashes)} (use --overwrite to replace)")
-    staged = {}
-    with stage_dir(repo) as staging:
+    with contextlib.ExitStack() as swaps:  # every model folder is written before any is swapped in
         for name, config, files in plans:
-            model_dir = staging / name
-            (model_dir / "1").mkdir(parents=True)
+            model_dir = swaps.enter_context(atomic_dir(repo / name))
+            (model_dir / "1").mkdir()
             (model_dir / "config.pbtxt").write_text(config)
             for source, dest in files:
                 shutil.copyfile(source, model_dir / "1" / dest)
-            staged[name] = model_dir
-        return replace_dirs(staged, repo)
+    return [repo / name for name in names]
 
 
 def parse_batch_list(text: str) -> list[int]:

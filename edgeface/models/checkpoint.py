@@ -8,14 +8,11 @@ import torch
 from torch import nn
 
 from edgeface.card import ModelCard
+from edgeface.errors import CheckpointError
 from edgeface.fileio import atomic_path
 from edgeface.models.registry import create_model
 
 CHECKPOINT_FORMAT = "edgeface-checkpoint/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, corrupt or not an edgeface checkpoint."""
 
 
 def build_model(card: ModelCard) -> nn.Module:

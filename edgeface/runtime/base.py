@@ -23,10 +23,6 @@ from edgeface.card import ModelCard
 from edgeface.targets import suffix_backends
 
 
-class BackendUnavailable(RuntimeError):
-    """The backend's library (or hardware) is missing here; the message says how to get it."""
-
-
 class Runner(ABC):
     """Activate an artifact, infer batches of preprocessed faces, deactivate.
 

@@ -6,26 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.card import ModelCard
-from edgeface.runtime.base import BackendUnavailable, Runner
+from edgeface.card import CARD_KEY, ModelCard
+from edgeface.errors import BackendUnavailable
+from edgeface.runtime.base import Runner
 
-CARD_KEY = "edgeface_card"  # metadata_props key holding the ModelCard JSON
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
-
-
-def read_onnx_card(path: str | Path) -> ModelCard:
-    """The ModelCard stored in an edgeface ONNX graph's metadata_props."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    meta = {p.key: p.value for p in model.metadata_props}
-    if CARD_KEY not in meta:
-        raise ValueError(f"{path} carries no {CARD_KEY!r} metadata and has no manifest beside it")
-    return ModelCard.from_json(meta[CARD_KEY])
 
 
 class OnnxRuntimeRunner(Runner):

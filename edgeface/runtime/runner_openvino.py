@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.card import ModelCard
-from edgeface.runtime.base import BackendUnavailable, Runner
+from edgeface.card import RT_INFO_CARD, ModelCard
+from edgeface.errors import BackendUnavailable
+from edgeface.runtime.base import Runner
 
-RT_INFO_CARD = ["edgeface", "card"]
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 
 

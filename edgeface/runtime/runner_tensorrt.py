@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.runtime.base import BackendUnavailable, Runner
+from edgeface.errors import BackendUnavailable
+from edgeface.runtime.base import Runner
 
 
 def compatibility_error(build_device: dict, trt_version: str, gpu_name: str) -> str | None:
@@ -30,7 +31,7 @@ class TensorRTRunner(Runner):
     install_hint = "pip install 'edgeface[tensorrt]' on a machine with an NVIDIA GPU and the TensorRT libraries"
 
     def activate_impl(self) -> None:
-        from edgeface.convert.tensorrt_build import gpu_facts, tensorrt_unavailable
+        from edgeface.device import gpu_facts, tensorrt_unavailable
         from edgeface.manifest import resolve_artifact
 
         reason = tensorrt_unavailable()

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgeface.runtime.base import BackendUnavailable, Runner
+from edgeface.errors import BackendUnavailable
+from edgeface.runtime.base import Runner
 
 
 class TorchRunner(Runner):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import re
 import signal
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from edgeface.detector import Face
+from edgeface.fileio import PendingFile
 from edgeface.runtime.predictor import FaceResult, Predictor
 from edgeface.runtime.tracker import IoUTracker
 
@@ -174,8 +174,7 @@ class AnnotatedVideoWriter:
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".avi", ".mov", ".mkv"):
             raise ValueError(f"output video must end in .mp4, .avi, .mov or .mkv: {self.path}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial{self.path.suffix}")
+        self._pending = PendingFile(self.path)
         self.fps = fps
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
@@ -183,7 +182,7 @@ class AnnotatedVideoWriter:
     def write(self, frame: np.ndarray) -> None:
         if self._writer is None:
             h, w = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.tmp), _fourcc_for(self.path), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self._pending.tmp), _fourcc_for(self.path), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise RuntimeError(f"cannot open a video writer for {self.path}")
             self._size = (w, h)
@@ -197,8 +196,8 @@ class AnnotatedVideoWriter:
             self._writer.release()
             self._writer = None
             if commit and self.frames:
-                os.replace(self.tmp, self.path)
-        self.tmp.unlink(missing_ok=True)
+                self._pending.commit()
+        self._pending.discard()
 
 
 class JsonlWriter:
@@ -206,9 +205,8 @@ class JsonlWriter:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
-        self._file = open(self.tmp, "w")  # noqa: SIM115 -- closed in close()
+        self._pending = PendingFile(self.path)
+        self._file = open(self._pending.tmp, "w")  # noqa: SIM115 -- closed in close()
         self.lines = 0
 
     def write(self, record: dict) -> None:
@@ -219,8 +217,8 @@ class JsonlWriter:
         if not self._file.closed:
             self._file.close()
             if commit:
-                os.replace(self.tmp, self.path)
-        self.tmp.unlink(missing_ok=True)
+                self._pending.commit()
+        self._pending.discard()
 
 
 def draw_results(frame: np.ndarray, results: list[FaceResult]) -> np.ndarray:

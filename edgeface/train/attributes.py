@@ -345,7 +345,7 @@ def plot_attribute_bars(metrics: dict, path: str | Path, title: str = "") -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeface.fileio import atomic_path
+    from edgeface.fileio import save_figure
 
     per = metrics["per_attribute"]
     names = list(per)
@@ -365,9 +365,7 @@ def plot_attribute_bars(metrics: dict, path: str | Path, title: str = "") -> Non
     ax.set_title(f"{title}\n{means}" if title else means, fontsize=9)
     ax.legend(fontsize=8, ncol=3, loc="lower left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def metrics_table(metrics: dict) -> str:

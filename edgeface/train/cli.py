@@ -23,7 +23,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detector", help="YuNet face detector ONNX used to align unaligned images")
     g.add_argument("--strict", action="store_true", default=None, help="fail on the first bad item instead of skipping")
     g.add_argument("--max-images", type=int, help="use at most this many images (seeded random subset)")
-    g.add_argument("--cache-dir", help="aligned-crop cache folder (default ~/.cache/edgeface/faces)")
+    g.add_argument("--cache-dir", help="cache root, aligned crops go to its faces/ (default $EDGEFACE_CACHE, else "
+                   "$XDG_CACHE_HOME/edgeface, else ~/.cache/edgeface)")
     g.add_argument("--val-fraction", type=float, help="validation share of a seeded random split (default 0.2)")
     g.add_argument("--folds", type=int, help="k-fold split instead (grouped by person where ids exist)")
     g.add_argument("--fold", type=int, help="which fold (or person, with --protocol lopo) is validation")

@@ -32,10 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
+    from edgeface.fileio import cache_dir
     from edgeface.runtime import open_runner
     from edgeface.train.evaluate import evaluate_runner, write_predictions
     from edgeface.train.tasks import task_from_card
-    from edgeface.train.trainer import default_cache_dir
 
     if not args.data:
         raise ValueError("--data is required (a data set path)")
@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
         samples = subsample(samples, args.max_images or 0, args.seed or 0)
         faces = prepare_faces(samples, card.preprocess, issues, f"{fmt}:{args.data}",
                               None if args.aligned else args.detector,
-                              Path(args.cache_dir) if args.cache_dir else default_cache_dir(), progress=not args.json)
+                              cache_dir("faces", args.cache_dir), progress=not args.json)
         if args.split != "all":
             train_idx, val_idx = split_indices(faces, args.val_fraction or 0.2, args.seed or 0, args.folds or 0,
                                                args.fold or 0, args.protocol or "auto")

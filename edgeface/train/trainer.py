@@ -27,7 +27,7 @@ from torch import nn
 
 from edgeface.data.augment import AugmentConfig, augment_crop
 from edgeface.data.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
-from edgeface.fileio import sha256_file, write_json, write_text
+from edgeface.fileio import cache_dir, save_figure, sha256_file, write_json, write_text
 from edgeface.models.checkpoint import read_checkpoint, save_checkpoint, warm_start
 from edgeface.preprocess import PreprocessSpec, to_input
 from edgeface.train.evaluate import model_infer, predict_outputs
@@ -76,7 +76,7 @@ class TrainConfig:
     detector: str | None = None
     strict: bool = False
     max_images: int = 0
-    cache_dir: str | None = None
+    cache_dir: str | None = None  # cache root: crops go to its faces/ (edgeface.fileio.cache_dir)
     workers: int = 2
     threads: int = 2
     synthetic_size: int = 2000
@@ -177,10 +177,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("EDGEFACE_CACHE", Path.home() / ".cache" / "edgeface")) / "faces"
-
-
 def load_faces(cfg: TrainConfig, task: Task, spec: PreprocessSpec, dist: Dist) -> FaceSet:
     """The aligned data set the config names (or the task's SYNTHETIC set); rank 0 fills the cache first."""
     if cfg.data is None:
@@ -192,7 +188,7 @@ def load_faces(cfg: TrainConfig, task: Task, spec: PreprocessSpec, dist: Dist) -
                            label_col=cfg.label_col, std_col=cfg.std_col,
                            image_root=Path(cfg.image_root) if cfg.image_root else None)
     samples = subsample(samples, cfg.max_images, cfg.seed)
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    cache = cache_dir("faces", cfg.cache_dir)
     faces = None
     for turn in (True, False):  # rank 0 aligns (and caches), then the others read the cache
         if dist.main == turn:
@@ -251,11 +247,7 @@ def plot_curves(rows: list[dict], path: Path, primary: str, title: str) -> None:
     ax_val.set_ylabel(f"validation {primary}")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=100)
 
 
 def train_model(config: TrainConfig, task: Task | None = None) -> Path:

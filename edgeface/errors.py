@@ -1,0 +1,23 @@
+"""The errors a user can fix: the ``edgeface`` command prints them as one line and exits with code 2.
+
+They live here, below every stage, so the runtime, the stages and the command line share them without
+importing each other. Each also derives from the built-in type its callers already catch.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+class BackendUnavailable(UserError, RuntimeError):
+    """The backend's library (or hardware) is missing here; the message says how to get it."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that is missing, corrupt or not an edgeface checkpoint."""
+
+
+class ServingError(UserError):
+    """An export request that cannot be honoured (printed as one line, exit code 2)."""
