@@ -7,6 +7,7 @@ graph's metadata_props, in every manifest. Every stage reads it instead of re-de
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from edgeface.labels import LabelSpace
@@ -23,6 +24,15 @@ OUTPUT_ATTRIBUTES = "attr_probs"  # (N, A) sigmoid probabilities, in card.attrib
 OUTPUT_LANDMARKS = "landmarks"  # (N, 10) x0, y0, ..., x4, y4 in [0, 1] crop coordinates
 
 TASKS = ("age", "attractiveness", "attributes")
+THRESHOLD_OBJECTIVES = ("accuracy", "balanced", "f1")  # what fitted attribute thresholds maximise
+
+
+def check_threshold_objective(objective: str) -> str:
+    """``objective`` when it is one of :data:`THRESHOLD_OBJECTIVES`; a ValueError naming them otherwise."""
+    if objective not in THRESHOLD_OBJECTIVES:
+        raise ValueError(f"unknown threshold objective {objective!r}; "
+                         f"expected one of {', '.join(THRESHOLD_OBJECTIVES)}")
+    return objective
 
 
 @dataclass
@@ -33,6 +43,7 @@ class ModelCard:
     label_space: LabelSpace | None = None
     attributes: list[str] | None = None
     thresholds: list[float] | None = None
+    threshold_objective: str | None = None  # one of THRESHOLD_OBJECTIVES; None for cards that predate it
     num_landmarks: int = 0
     data: str = ""  # what it was trained on; "SYNTHETIC" marks the built-in generated set
     extra: dict = field(default_factory=dict)
@@ -42,8 +53,17 @@ class ModelCard:
             raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
         if self.task in ("age", "attractiveness") and self.label_space is None:
             raise ValueError(f"task {self.task!r} needs a label space")
-        if self.thresholds is not None and len(self.thresholds) != len(self.attributes or []):
-            raise ValueError("one threshold per attribute is required")
+        if self.thresholds is not None:
+            if len(self.thresholds) != len(self.attributes or []):
+                raise ValueError(f"one threshold per attribute is required: {len(self.thresholds)} thresholds "
+                                 f"for {len(self.attributes or [])} attributes")
+            bad = [t for t in self.thresholds if not (math.isfinite(t) and 0.0 <= t <= 1.0)]
+            if bad:
+                raise ValueError(f"attribute thresholds must lie in [0, 1], got {bad[:3]}")
+        if self.threshold_objective is not None:
+            check_threshold_objective(self.threshold_objective)
+            if self.thresholds is None:
+                raise ValueError(f"threshold objective {self.threshold_objective!r} but the card has no thresholds")
 
     @property
     def outputs(self) -> list[str]:
@@ -63,6 +83,7 @@ class ModelCard:
             "label_space": self.label_space.to_dict() if self.label_space else None,
             "attributes": self.attributes,
             "thresholds": self.thresholds,
+            "threshold_objective": self.threshold_objective,
             "num_landmarks": self.num_landmarks,
             "outputs": self.outputs,
             "data": self.data,
@@ -78,6 +99,7 @@ class ModelCard:
             label_space=LabelSpace.from_dict(d["label_space"]) if d.get("label_space") else None,
             attributes=list(d["attributes"]) if d.get("attributes") else None,
             thresholds=[float(t) for t in d["thresholds"]] if d.get("thresholds") else None,
+            threshold_objective=d.get("threshold_objective"),
             num_landmarks=int(d.get("num_landmarks", 0)),
             data=str(d.get("data", "")),
             extra=dict(d.get("extra") or {}),

@@ -59,6 +59,7 @@ def artifact_entry(target_name: str, card: ModelCard, out_dir: str | Path, statu
         "label_space": card.label_space.to_dict() if card.label_space else None,
         "preprocess": card.preprocess.to_dict(),
         "thresholds": card.thresholds,
+        "threshold_objective": card.threshold_objective,
         "tools": tools or {},
         "build_device": build_device or {},
         "drift": drift,

@@ -164,13 +164,12 @@ def test_fitted_thresholds_improve_balanced_accuracy_on_imbalanced_data():
     labels = (rng.random((4000, 2)) < [0.05, 0.15]).astype(np.float32)
     probs = np.clip(0.08 + 0.25 * labels + rng.normal(0, 0.08, labels.shape), 0, 1)  # a cautious model
     fit, test = slice(0, 2000), slice(2000, 4000)
-    thresholds = fit_thresholds(probs[fit], labels[fit])
+    thresholds = fit_thresholds(probs[fit], labels[fit], "balanced")
     assert np.all(thresholds < 0.5)
     at_half = attribute_metrics(probs[test], labels[test], ["a", "b"])
     fitted = attribute_metrics(probs[test], labels[test], ["a", "b"], thresholds)
     assert fitted["mean_balanced_accuracy"] > at_half["mean_balanced_accuracy"] + 0.2
     assert at_half["baseline_mean_balanced_accuracy"] == pytest.approx(0.5)
-    assert fit_thresholds(np.full((10, 1), 0.3), np.ones((10, 1)))[0] == 0.5  # one class only: keep 0.5
 
 
 def test_balanced_accuracy_values():
@@ -215,9 +214,10 @@ def test_train_and_eval_end_to_end_on_celeba(celeba_dir, tmp_path, capsys):
     out = tmp_path / "run"
     common = ["--data", str(celeba_dir), "--max-images", "40", "--cache-dir", str(tmp_path / "cache")]
     assert main(["train", "--model", "dmmcnn", *common, "--input-size", "32", "--epochs", "2", "--batch-size",
-                 "16", "--out", str(out), "--workers", "0", "--no-progress"]) == 0
+                 "16", "--out", str(out), "--workers", "0", "--no-progress", "--threshold-objective", "balanced"]) == 0
     _, card, _ = load_checkpoint(out / "best.pt")
     assert card.task == "attributes" and len(card.attributes) == 40 and len(card.thresholds) == 40
+    assert card.threshold_objective == "balanced" and card.extra["attribute_task"]["threshold_objective"] == "balanced"
     assert card.extra["attribute_task"]["dynamic_weights"] is True and len(card.extra["train_positive_rate"]) == 40
     log = (out / "log.csv").read_text().splitlines()
     assert "w_Smiling" in log[0] and len(log) == 3
@@ -228,6 +228,8 @@ def test_train_and_eval_end_to_end_on_celeba(celeba_dir, tmp_path, capsys):
     assert {p.parent for p in (tmp_path / "cache").rglob("*.npz")} == {tmp_path / "cache" / "faces"}
     metrics = json.loads(capsys.readouterr().out)["metrics"]
     assert metrics["n"] == 40 and metrics["thresholds"].startswith("fitted on the training run")
+    assert metrics["threshold_objective"] == "balanced"
+    assert {"mean_accuracy_at_0.5", "mean_balanced_accuracy_at_0.5", "baseline_mean_accuracy"} <= set(metrics)
     assert metrics["landmark_nme"] >= 0 and metrics["landmark_n"] >= 39
     assert set(metrics["per_attribute"]) == set(card.attributes)
 
@@ -241,7 +243,8 @@ def test_switches_reach_the_task_and_card(celeba_folder):
     card = task.make_card("dmmcnn", PreprocessSpec(input_size=32), "fixture")
     assert card.attributes == NAMES
     assert card.extra["attribute_task"] == {"dynamic_weights": False, "adaptive_thresholds": False,
-                                            "landmark_weight": 0.0, "temperature": 1.0}
+                                            "threshold_objective": "accuracy", "landmark_weight": 0.0,
+                                            "temperature": 1.0}
     again = AttributeTask.from_card(card)
     assert not again.dynamic.enabled and not again.adaptive_thresholds and again.landmark_weight == 0
     outputs = {"attr_probs": np.full((6, 3), 0.4, np.float32)}

@@ -187,13 +187,13 @@ def test_seeded_splits_and_folds(tmp_path):
 def test_augment_is_seeded_and_keeps_shape():
     crop = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     cfg = AugmentConfig()
-    a = augment_crop(crop, np.random.default_rng((1, 2, 3)), cfg)
-    b = augment_crop(crop, np.random.default_rng((1, 2, 3)), cfg)
-    c = augment_crop(crop, np.random.default_rng((1, 2, 4)), cfg)
-    assert a.shape == crop.shape and a.dtype == np.uint8
+    (a, ma), (b, mb) = (augment_crop(crop, np.random.default_rng((1, 2, 3)), cfg) for _ in range(2))
+    c, _ = augment_crop(crop, np.random.default_rng((1, 2, 4)), cfg)
+    assert a.shape == crop.shape and a.dtype == np.uint8 and ma.shape == (2, 3)
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ma, mb)
     assert not np.array_equal(a, c)
-    gray = augment_crop(crop, np.random.default_rng(0), AugmentConfig(gray=1.0, flip=0.0))
+    gray, _ = augment_crop(crop, np.random.default_rng(0), AugmentConfig(gray=1.0, flip=0.0))
     assert np.abs(gray[..., 0].astype(int) - gray[..., 2]).max() <= 1
     with pytest.raises(ValueError, match="unknown augmentation"):
         AugmentConfig.from_dict({"blur": 1})

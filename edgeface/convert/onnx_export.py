@@ -29,6 +29,7 @@ def set_metadata(model, card: ModelCard) -> None:
         "label_space": json.dumps(card.label_space.to_dict() if card.label_space else None),
         "preprocess": json.dumps(card.preprocess.to_dict()),
         "thresholds": json.dumps(card.thresholds),
+        "threshold_objective": json.dumps(card.threshold_objective),
     }
     kept = [p for p in model.metadata_props if p.key not in props]
     del model.metadata_props[:]

@@ -13,9 +13,11 @@ Exact formulas (A attributes, batch of N faces, landmarks in [0, 1] crop coordin
   network), the progress ratio ``r_a = L_a(t) / L_a(t-1)`` and ``w_a(t+1) = A * exp(r_a / T) / sum_b exp(r_b / T)``.
   Attributes whose loss stalls (r near or above 1) get more weight than those still falling fast; the
   first epoch uses ``w_a = 1``. T = temperature (default 1).
-* **Adaptive thresholds**: per attribute, the threshold on the validation probabilities that maximises
-  balanced accuracy ``(TPR + TNR) / 2`` over the grid 0.01..0.99 (ties: the one nearest 0.5); an attribute
-  with a single class in the validation split keeps 0.5.
+* **Adaptive thresholds**: per attribute, the threshold on the validation probabilities (decision
+  ``p >= t``) that maximises the named objective: ``accuracy`` (default), ``balanced`` accuracy
+  ``(TPR + TNR) / 2`` or ``f1`` ``2TP / (2TP + FP + FN)``. The search is exact: every cut between two
+  distinct validation scores (their midpoint), below the lowest and above the highest (ties: the cut
+  nearest 0.5). An attribute with a single class in the validation split keeps 0.5.
 
 Each of dynamic weights, adaptive thresholds and the landmark task can be switched off, so their effect
 can be measured.
@@ -31,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_LANDMARKS, ModelCard
+from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_LANDMARKS, ModelCard, check_threshold_objective
 from edgeface.preprocess import CANONICAL_LANDMARKS, PreprocessSpec
 from edgeface.train.tasks import Task, register_task
 
-THRESHOLD_GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
+PRIMARY_METRICS = {"accuracy": "mean_accuracy", "balanced": "mean_balanced_accuracy", "f1": "mean_f1"}
 LEFT_EYE, RIGHT_EYE = 0, 1
 
 
@@ -110,26 +112,59 @@ def balanced_accuracy(decisions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.nanmean(np.stack([tpr, tnr]), axis=0)
 
 
-def fit_thresholds(probs: np.ndarray, labels: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
-    """(A,) per-attribute thresholds maximising validation balanced accuracy (ties -> nearest 0.5)."""
+def f1_score(decisions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(A,) F1 of the positive class, ``2TP / (2TP + FP + FN)``; 0 when there is nothing to find or claim."""
+    decisions = np.asarray(decisions, dtype=bool)
+    labels = np.asarray(labels) > 0.5
+    tp = (decisions & labels).sum(0)
+    wrong = (decisions != labels).sum(0)
+    return 2 * tp / np.maximum(2 * tp + wrong, 1)
+
+
+def fit_thresholds(probs: np.ndarray, labels: np.ndarray, objective: str = "accuracy") -> np.ndarray:
+    """(A,) per-attribute thresholds maximising ``objective`` on these predictions, exactly (module docstring).
+
+    All attributes at once: each column is sorted once, and the confusion counts of every cut come from
+    cumulative sums, so the cost is a sort, not one pass per candidate.
+    """
+    check_threshold_objective(objective)
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels) > 0.5
-    thresholds = np.full(probs.shape[1], 0.5)
-    for a in range(probs.shape[1]):
-        if labels[:, a].all() or not labels[:, a].any():
-            continue
-        decisions = probs[:, a][:, None] >= grid[None, :]  # (N, G): one column per candidate threshold
-        scores = balanced_accuracy(decisions, np.broadcast_to(labels[:, a][:, None], decisions.shape))
-        best = np.flatnonzero(scores >= scores.max() - 1e-12)
-        thresholds[a] = grid[best[np.argmin(np.abs(grid[best] - 0.5))]]
-    return thresholds
+    n = len(probs)
+    order = np.argsort(probs, axis=0, kind="stable")
+    scores = np.take_along_axis(probs, order, axis=0)  # (N, A) ascending
+    positive = np.take_along_axis(labels, order, axis=0)
+    # cut i (0..N) calls the top N - i scores positive; its threshold sits between scores i-1 and i
+    below = np.vstack([np.zeros((1, probs.shape[1])), scores])
+    above = np.vstack([scores, np.ones((1, probs.shape[1]))])
+    cuts = (below + above) / 2
+    valid = below < above  # equal scores cannot be split; nothing lies above p = 1 (the all-negative cut)
+    valid[0] = True  # threshold min/2 <= every score: all positive, even when the lowest score is 0
+    fn = np.vstack([np.zeros((1, probs.shape[1])), np.cumsum(positive, axis=0)])  # positives below the cut
+    p = positive.sum(0)
+    tp = p - fn
+    tn = np.arange(n + 1)[:, None] - fn
+    fp = (n - p) - tn
+    if objective == "accuracy":
+        value = (tp + tn) / max(n, 1)
+    elif objective == "balanced":
+        value = (tp / np.maximum(p, 1) + tn / np.maximum(n - p, 1)) / 2
+    else:
+        value = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    value = np.where(valid, value, -np.inf)
+    best = valid & (value >= value.max(0) - 1e-12)
+    pick = np.argmin(np.where(best, np.abs(cuts - 0.5), np.inf), axis=0)
+    thresholds = cuts[pick, np.arange(probs.shape[1])]
+    one_class = (p == 0) | (p == n)
+    return np.where(one_class, 0.5, thresholds)
 
 
 def attribute_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str], thresholds: np.ndarray | None = None,
                       baseline_rate: np.ndarray | None = None) -> dict:
-    """Per-attribute accuracy and balanced accuracy with the given thresholds (0.5 when None), their means,
-    and the majority-class baseline (predict the more frequent class of ``baseline_rate``, the training
-    positive rate; the evaluated set's own rate when None)."""
+    """Per-attribute accuracy, balanced accuracy and F1 with the given thresholds (0.5 when None), accuracy and
+    balanced accuracy at a fixed 0.5 beside them, their means, and the majority-class baseline (predict the
+    more frequent class of ``baseline_rate``, the training positive rate; the evaluated set's own rate when
+    None). Both accuracies are always reported, whatever objective the thresholds serve."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels) > 0.5
     if probs.shape != labels.shape or probs.shape[1] != len(names):
@@ -137,9 +172,10 @@ def attribute_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str], t
     if len(probs) == 0:
         raise ValueError("no predictions to evaluate")
     th = np.full(len(names), 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
-    decisions = probs >= th
-    acc = (decisions == labels).mean(0)
-    bacc = balanced_accuracy(decisions, labels)
+    decisions, at_half = probs >= th, probs >= 0.5
+    acc, acc_half = (decisions == labels).mean(0), (at_half == labels).mean(0)
+    bacc, bacc_half = balanced_accuracy(decisions, labels), balanced_accuracy(at_half, labels)
+    f1 = f1_score(decisions, labels)
     rate = labels.mean(0) if baseline_rate is None else np.asarray(baseline_rate, dtype=np.float64)
     majority = np.broadcast_to(rate >= 0.5, labels.shape)
     base_acc = (majority == labels).mean(0)
@@ -148,11 +184,16 @@ def attribute_metrics(probs: np.ndarray, labels: np.ndarray, names: list[str], t
         "n": int(len(probs)),
         "mean_accuracy": float(acc.mean()),
         "mean_balanced_accuracy": float(np.nanmean(bacc)),
+        "mean_f1": float(f1.mean()),
+        "mean_accuracy_at_0.5": float(acc_half.mean()),
+        "mean_balanced_accuracy_at_0.5": float(np.nanmean(bacc_half)),
         "baseline_mean_accuracy": float(base_acc.mean()),
         "baseline_mean_balanced_accuracy": float(np.nanmean(base_bacc)),
         "per_attribute": {
-            n: {"accuracy": float(acc[i]), "balanced_accuracy": float(bacc[i]), "threshold": float(th[i]),
-                "positive_rate": float(labels[:, i].mean()), "baseline_accuracy": float(base_acc[i])}
+            n: {"accuracy": float(acc[i]), "balanced_accuracy": float(bacc[i]), "f1": float(f1[i]),
+                "threshold": float(th[i]), "accuracy_at_0.5": float(acc_half[i]),
+                "balanced_accuracy_at_0.5": float(bacc_half[i]), "positive_rate": float(labels[:, i].mean()),
+                "baseline_accuracy": float(base_acc[i]), "baseline_balanced_accuracy": float(base_bacc[i])}
             for i, n in enumerate(names)
         },
     }
@@ -181,24 +222,25 @@ class AttributeTask(Task):
     in crop [0, 1] coordinates and ``landmark_mask`` (1 with landmark targets, 0 = attributes only).
 
     Decision thresholds: a card's fitted ``thresholds`` when it has them; during training (none fitted
-    yet) the thresholds are fitted on the evaluated validation predictions themselves, exactly what
-    :meth:`finalize_card` stores with ``best.pt``; fixed 0.5 when adaptive thresholds are off. The
-    0.5 figures are always reported beside them.
+    yet) the thresholds are fitted for ``threshold_objective`` on the evaluated validation predictions
+    themselves, exactly what :meth:`finalize_card` stores with ``best.pt``; fixed 0.5 when adaptive
+    thresholds are off. The 0.5 figures are always reported beside them. ``best.pt`` is the epoch with the
+    best mean of the objective's metric, so model selection serves the same goal as the thresholds.
     """
 
     name = "attributes"
-    primary_metric = "mean_balanced_accuracy"
     mode = "max"
     default_format = "celeba"
 
     def __init__(self, attributes: list[str] | tuple[str, ...], dynamic_weights: bool = True,
                  adaptive_thresholds: bool = True, landmarks: bool = True, landmark_weight: float = 1.0,
                  temperature: float = 1.0, thresholds: list[float] | None = None,
-                 train_positive_rate: list[float] | None = None):
+                 train_positive_rate: list[float] | None = None, threshold_objective: str = "accuracy"):
         if not attributes:
             raise ValueError("the attribute task needs at least one attribute")
         self.attributes = list(attributes)
         self.adaptive_thresholds = bool(adaptive_thresholds)
+        self.threshold_objective = check_threshold_objective(threshold_objective)
         self.landmark_weight = float(landmark_weight) if landmarks else 0.0
         self.dynamic = DynamicAttributeWeights(len(self.attributes), temperature, enabled=bool(dynamic_weights))
         self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
@@ -211,29 +253,39 @@ class AttributeTask(Task):
     @classmethod
     def from_card(cls, card: ModelCard) -> AttributeTask:
         o = card.extra.get("attribute_task", {})
+        # cards from before threshold objectives existed had thresholds fitted for balanced accuracy
+        objective = card.threshold_objective or o.get("threshold_objective", "balanced")
         return cls(card.attributes or [], o.get("dynamic_weights", True), o.get("adaptive_thresholds", True),
                    bool(card.num_landmarks) and o.get("landmark_weight", 1.0) > 0, o.get("landmark_weight", 1.0),
-                   o.get("temperature", 1.0), card.thresholds, card.extra.get("train_positive_rate"))
+                   o.get("temperature", 1.0), card.thresholds, card.extra.get("train_positive_rate"),
+                   threshold_objective=objective)
 
     @classmethod
     def from_config(cls, config) -> AttributeTask:
         """Attribute names from the data set's header; ``task_options``: dynamic_weights, adaptive_thresholds,
-        landmarks (bools), landmark_weight, temperature."""
+        landmarks (bools), landmark_weight, temperature, threshold_objective (accuracy | balanced | f1)."""
         from edgeface.data.celeba import attribute_names
 
         if config.data is None:
             raise ValueError("the attribute task has no built-in data: pass --data (a CelebA-format folder or CSV)")
         o = dict(config.task_options or {})
-        unknown = set(o) - {"dynamic_weights", "adaptive_thresholds", "landmarks", "landmark_weight", "temperature"}
+        unknown = set(o) - {"dynamic_weights", "adaptive_thresholds", "landmarks", "landmark_weight", "temperature",
+                            "threshold_objective"}
         if unknown:
             raise ValueError(f"unknown attribute task option(s): {', '.join(sorted(unknown))}")
         names = attribute_names(config.format, config.data, config.image_col)
         return cls(names, o.get("dynamic_weights", True), o.get("adaptive_thresholds", True),
-                   o.get("landmarks", True), o.get("landmark_weight", 1.0), o.get("temperature", 1.0))
+                   o.get("landmarks", True), o.get("landmark_weight", 1.0), o.get("temperature", 1.0),
+                   threshold_objective=o.get("threshold_objective", "accuracy"))
+
+    @property
+    def primary_metric(self) -> str:
+        return PRIMARY_METRICS[self.threshold_objective]
 
     def options(self) -> dict:
         return {"dynamic_weights": self.dynamic.enabled, "adaptive_thresholds": self.adaptive_thresholds,
-                "landmark_weight": self.landmark_weight, "temperature": self.dynamic.temperature}
+                "threshold_objective": self.threshold_objective, "landmark_weight": self.landmark_weight,
+                "temperature": self.dynamic.temperature}
 
     def build_model(self, model_name: str) -> nn.Module:
         from edgeface.models import create_model, model_task
@@ -293,18 +345,17 @@ class AttributeTask(Task):
             return None, "0.5 (adaptive thresholds off)"
         if self.thresholds is not None:
             return self.thresholds, "fitted on the training run's validation split (model card)"
-        return fit_thresholds(probs, labels), "fitted on this set (no thresholds in the card yet)"
+        return (fit_thresholds(probs, labels, self.threshold_objective),
+                "fitted on this set (no thresholds in the card yet)")
 
     def metrics(self, outputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict:
-        """Attribute metrics with the decision thresholds (see the class docstring), the fixed-0.5
-        figures beside them, and landmark NME."""
+        """Attribute metrics with the decision thresholds (see the class docstring) and the objective they
+        serve, the fixed-0.5 figures beside them, and landmark NME."""
         probs, labels = outputs[OUTPUT_ATTRIBUTES], targets["attributes"]
         thresholds, source = self._thresholds_for(probs, labels)
         out = attribute_metrics(probs, labels, self.attributes, thresholds, self.train_positive_rate)
-        fixed = attribute_metrics(probs, labels, self.attributes, None, self.train_positive_rate)
         out["thresholds"] = source
-        out["mean_accuracy_at_0.5"] = fixed["mean_accuracy"]
-        out["mean_balanced_accuracy_at_0.5"] = fixed["mean_balanced_accuracy"]
+        out["threshold_objective"] = self.threshold_objective if self.adaptive_thresholds else None
         if OUTPUT_LANDMARKS in outputs and "landmarks" in targets:
             out.update(landmark_metrics(outputs[OUTPUT_LANDMARKS], targets["landmarks"], targets["landmark_mask"],
                                         CANONICAL_LANDMARKS))
@@ -312,15 +363,17 @@ class AttributeTask(Task):
 
     def finalize_card(self, card: ModelCard, outputs: dict[str, np.ndarray],
                       targets: dict[str, np.ndarray]) -> ModelCard:
-        """The card for ``best.pt``: thresholds fitted on these validation predictions (when adaptive
-        thresholds are on) and the training split's positive rates (the majority-class baseline)."""
+        """The card for ``best.pt``: thresholds fitted for the objective on these validation predictions
+        (when adaptive thresholds are on), the objective itself, and the training split's positive rates
+        (the majority-class baseline)."""
         extra = dict(card.extra)
         if self.train_positive_rate is not None:
             extra["train_positive_rate"] = [round(float(r), 6) for r in self.train_positive_rate]
-        thresholds = None
-        if self.adaptive_thresholds:
-            thresholds = [float(t) for t in fit_thresholds(outputs[OUTPUT_ATTRIBUTES], targets["attributes"])]
-        return dataclasses.replace(card, thresholds=thresholds, extra=extra)
+        if not self.adaptive_thresholds:
+            return dataclasses.replace(card, thresholds=None, threshold_objective=None, extra=extra)
+        fitted = fit_thresholds(outputs[OUTPUT_ATTRIBUTES], targets["attributes"], self.threshold_objective)
+        return dataclasses.replace(card, thresholds=[float(t) for t in fitted],
+                                   threshold_objective=self.threshold_objective, extra=extra)
 
     def prediction_columns(self, outputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict:
         probs = outputs[OUTPUT_ATTRIBUTES]
@@ -339,7 +392,8 @@ class AttributeTask(Task):
 
 
 def plot_attribute_bars(metrics: dict, path: str | Path, title: str = "") -> None:
-    """Per-attribute bar chart: accuracy and balanced accuracy, majority-class baseline accuracy beside."""
+    """Per-attribute bar chart: accuracy and balanced accuracy with the thresholds, the same two at 0.5 as
+    markers, and the majority-class baseline accuracy beside them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,32 +409,39 @@ def plot_attribute_bars(metrics: dict, path: str | Path, title: str = "") -> Non
     ax.bar(x, [per[n]["balanced_accuracy"] for n in names], 0.27, label="balanced accuracy")
     ax.bar(x + 0.27, [per[n]["baseline_accuracy"] for n in names], 0.27, label="majority-class accuracy",
            color="0.7")
+    ax.plot(x - 0.27, [per[n]["accuracy_at_0.5"] for n in names], "k_", ms=8, mew=2, label="accuracy at 0.5")
+    ax.plot(x, [per[n]["balanced_accuracy_at_0.5"] for n in names], "r_", ms=8, mew=2, label="balanced accuracy at 0.5")
     ax.axhline(0.5, color="k", lw=0.6, ls=":")
     ax.set_xticks(x, names, rotation=90, fontsize=7)
     ax.set_ylim(0, 1)
     ax.set_ylabel("on the evaluated split")
+    objective = f" (thresholds for {metrics['threshold_objective']})" if metrics.get("threshold_objective") else ""
     means = (f"{metrics['n']} faces: mean accuracy {metrics['mean_accuracy']:.3f}, mean balanced accuracy "
-             f"{metrics['mean_balanced_accuracy']:.3f} (majority class {metrics['baseline_mean_accuracy']:.3f} / "
-             f"{metrics['baseline_mean_balanced_accuracy']:.3f})")
+             f"{metrics['mean_balanced_accuracy']:.3f}{objective}; at 0.5 {metrics['mean_accuracy_at_0.5']:.3f} / "
+             f"{metrics['mean_balanced_accuracy_at_0.5']:.3f}; majority class {metrics['baseline_mean_accuracy']:.3f}"
+             f" / {metrics['baseline_mean_balanced_accuracy']:.3f}")
     ax.set_title(f"{title}\n{means}" if title else means, fontsize=9)
-    ax.legend(fontsize=8, ncol=3, loc="lower left")
+    ax.legend(fontsize=8, ncol=5, loc="lower left")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
 
 
 def metrics_table(metrics: dict) -> str:
-    """A readable Markdown table of the per-attribute figures and the means."""
-    lines = ["| attribute | positive rate | threshold | accuracy | balanced acc | majority acc |",
-             "|---|---:|---:|---:|---:|---:|"]
+    """A readable Markdown table of the per-attribute figures and the means: with the thresholds, at 0.5,
+    and the majority-class baseline."""
+    lines = ["| attribute | positive rate | threshold | accuracy | balanced acc | accuracy at 0.5 "
+             "| balanced acc at 0.5 | majority acc | majority balanced acc |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n, m in metrics["per_attribute"].items():
         lines.append(f"| {n} | {m['positive_rate']:.3f} | {m['threshold']:.2f} | {m['accuracy']:.3f} | "
-                     f"{m['balanced_accuracy']:.3f} | {m['baseline_accuracy']:.3f} |")
+                     f"{m['balanced_accuracy']:.3f} | {m['accuracy_at_0.5']:.3f} | {m['balanced_accuracy_at_0.5']:.3f} "
+                     f"| {m['baseline_accuracy']:.3f} | {m['baseline_balanced_accuracy']:.3f} |")
     lines.append(f"| **mean** | | | **{metrics['mean_accuracy']:.3f}** | **{metrics['mean_balanced_accuracy']:.3f}** "
-                 f"| {metrics['baseline_mean_accuracy']:.3f} |")
-    if "mean_balanced_accuracy_at_0.5" in metrics:
-        lines += ["", f"Thresholds: {metrics['thresholds']}. At 0.5: mean accuracy "
-                      f"{metrics['mean_accuracy_at_0.5']:.3f}, mean balanced accuracy "
-                      f"{metrics['mean_balanced_accuracy_at_0.5']:.3f}."]
+                 f"| {metrics['mean_accuracy_at_0.5']:.3f} | {metrics['mean_balanced_accuracy_at_0.5']:.3f} "
+                 f"| {metrics['baseline_mean_accuracy']:.3f} | {metrics['baseline_mean_balanced_accuracy']:.3f} |")
+    if "thresholds" in metrics:
+        objective = metrics.get("threshold_objective")
+        lines += ["", f"Thresholds: {metrics['thresholds']}" + (f", objective {objective}." if objective else ".")]
     if "landmark_nme" in metrics:
         lines.append("")
         lines.append(f"Landmark NME (inter-ocular, {metrics['landmark_n']} faces): {metrics['landmark_nme']:.4f} "

@@ -42,9 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma", type=float, help="label-distribution std where the data gives none")
     parser.add_argument("--lambda", dest="lam", type=float, help="weight of the L1 expectation loss (default 1)")
     add_data_arguments(parser)
-    g = parser.add_argument_group("attributes (dmmcnn): switch parts of the method off to measure them")
+    g = parser.add_argument_group("attributes (dmmcnn): switch parts of the method off to measure them, "
+                                  "name the threshold objective")
     for part in ("dynamic-weights", "adaptive-thresholds", "landmarks"):
         g.add_argument(f"--no-{part}", action="store_true", help=f"train without {part.replace('-', ' ')}")
+    g.add_argument("--threshold-objective", choices=["accuracy", "balanced", "f1"],
+                   help="what each attribute's fitted threshold maximises on the validation split "
+                        "(default accuracy; balanced = balanced accuracy)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--input-size", type=int, help="square input side in pixels (paper 224)")
     g.add_argument("--epochs", type=int, help="epochs (paper 60)")
@@ -89,6 +93,8 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(config_name, {k: getattr(args, k) for k in OVERRIDES})
     switched_off = [k for k in ("dynamic_weights", "adaptive_thresholds", "landmarks") if getattr(args, f"no_{k}")]
     config.task_options = {**config.task_options, **dict.fromkeys(switched_off, False)}
+    if args.threshold_objective:
+        config.task_options["threshold_objective"] = args.threshold_objective
     if config.data is None:
         print(f"edgeface train: no --data given: training on the built-in SYNTHETIC set "
               f"({config.synthetic_size} generated face-like pictures, not real faces)")

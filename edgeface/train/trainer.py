@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeface.data.augment import AugmentConfig, augment_crop
+from edgeface.data.augment import AugmentConfig, augment_crop, transform_landmarks
 from edgeface.data.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
 from edgeface.fileio import cache_dir, save_figure, sha256_file, write_json, write_text
 from edgeface.models.checkpoint import read_checkpoint, save_checkpoint, warm_start
@@ -117,7 +117,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
 
 
 class FaceDataset:
-    """In-memory crops -> (normalised input, targets); augmentation seeded by (seed, epoch, index)."""
+    """In-memory crops -> (normalised input, targets); augmentation seeded by (seed, epoch, index), landmark
+    targets moved with the pixels."""
 
     def __init__(self, faces: FaceSet, spec: PreprocessSpec, augment: AugmentConfig | None, seed: int):
         self.faces, self.spec, self.augment, self.seed = faces, spec, augment, seed
@@ -128,9 +129,12 @@ class FaceDataset:
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         crop = self.faces.crops[i]
+        targets = {k: v[i] for k, v in self.faces.targets.items()}
         if self.augment is not None:
-            crop = augment_crop(crop, np.random.default_rng((self.seed, self.epoch, int(i))), self.augment)
-        return to_input(crop, self.spec)[0], {k: v[i] for k, v in self.faces.targets.items()}
+            crop, matrix = augment_crop(crop, np.random.default_rng((self.seed, self.epoch, int(i))), self.augment)
+            if "landmarks" in targets:  # the landmark targets move with the pixels
+                targets["landmarks"] = transform_landmarks(targets["landmarks"], matrix, crop.shape[0])
+        return to_input(crop, self.spec)[0], targets
 
 
 class _TrainForward(nn.Module):
