@@ -1,0 +1,42 @@
+"""The age accuracy-vs-latency sweep: run specs, calibration on training images only, the table."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeface.bench.age_sweep import calibration_folder, markdown, parse_spec
+
+
+def test_run_specs_name_their_runs():
+    assert parse_spec("tinyagenet:64") == {"model": "tinyagenet", "size": 64, "init": None, "name": "tinyagenet-64"}
+    spec = parse_spec("thinagenet:96@runs/celeba/best.pt")
+    assert spec["init"] == "runs/celeba/best.pt" and spec["name"] == "thinagenet-96-init-celeba"
+    for bad in ("tinyagenet", "tinyagenet:x", ":64", "tinyagenet:8", "tinyagenet:1000"):
+        with pytest.raises(ValueError, match="run spec"):
+            parse_spec(bad)
+
+
+def test_calibration_folder_links_spread_training_images(tmp_path):
+    images = []
+    for i in range(40):
+        path = tmp_path / "data" / f"{i}_0_0_x.jpg"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"jpeg")
+        images.append(str(path))
+    folder = calibration_folder(images, tmp_path / "calib", count=5)
+    linked = sorted(p.name for p in folder.iterdir())
+    assert len(linked) == 5 and "0_0_0_x.jpg" in linked and "39_0_0_x.jpg" in linked
+    assert all((folder / name).resolve().parent == tmp_path / "data" for name in linked)
+    assert len(list(calibration_folder(images[:3], tmp_path / "calib", count=5).iterdir())) == 3  # rebuilt
+
+
+def test_markdown_reports_every_run_with_drift_and_latency():
+    def artifact(mae: float, p50: float | None = None) -> dict:
+        entry = {"mae": mae, "cs@5": 0.5, "delta_mae": round(mae - 6.0, 4)}
+        return entry | ({"latency_ms": {"p50": p50}} if p50 else {})
+
+    run = {"run": "tinyagenet-64", "size": 64, "epochs": 20, "train_seconds": 600.0,
+           "artifacts": {"pytorch": artifact(6.0), "openvino-int8": artifact(6.05, 1.5),
+                         "onnx-int8": artifact(6.1, 2.5)}}
+    text = markdown({"date": "2026-11-30", "setup": "setup", "command": "cmd", "runs": [run]})
+    assert "| tinyagenet-64 | 64 | 20 | 10.0 | 6.00 | 0.50 | 6.05 (+0.05) | 6.10 (+0.10) | 1.50 | 2.50 |" in text
