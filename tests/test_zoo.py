@@ -55,7 +55,7 @@ def test_dmmcnn_groups_cover_the_40_attributes_and_keep_dataset_order():
     model = create_model("dmmcnn").eval()
     x = torch.randn(2, 3, 96, 96)
     out = model.forward_train(x)
-    branch = torch.cat([model.objective(model.trunk(x)), model.subjective(model.trunk(x))], dim=1)
+    branch = torch.cat([model.objective(model.features(x)), model.subjective(model.features(x))], dim=1)
     torch.testing.assert_close(out["attr_logits"][:, subjective[0]], branch[:, len(objective)])
     torch.testing.assert_close(out["attr_logits"][:, objective[0]], branch[:, 0])
     probs, landmarks = model(x)
