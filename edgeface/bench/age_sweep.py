@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.fileio import write_json, write_text
+from edgeface.fileio import save_figure, write_json, write_text
 
 CONVERT_TARGETS = ["onnx", "onnx-int8", "openvino", "openvino-int8"]
 TIMED_TARGETS = ["openvino-int8", "onnx-int8"]
@@ -61,15 +61,16 @@ def split_faces(run: Path):
     import json
 
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
+    from edgeface.fileio import cache_dir
     from edgeface.labels import AGE
     from edgeface.preprocess import PreprocessSpec
-    from edgeface.train.trainer import TrainConfig, default_cache_dir
+    from edgeface.train.trainer import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     issues = DataIssues()
     samples = subsample(load_samples(cfg.format, cfg.data, issues, AGE), cfg.max_images, cfg.seed)
     faces = prepare_faces(samples, PreprocessSpec(input_size=cfg.input_size), issues, f"{cfg.format}:{cfg.data}",
-                          None, Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(), progress=False)
+                          None, cache_dir("faces", cfg.cache_dir), progress=False)
     train_idx, val_idx = split_indices(faces, cfg.val_fraction, cfg.seed, cfg.folds, cfg.fold, cfg.protocol)
     train = faces.subset(train_idx)
     return train, faces.subset(val_idx), train.paths, cfg
@@ -174,10 +175,7 @@ def plot(document: dict, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=110)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
