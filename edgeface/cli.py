@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from edgeface import __version__
 from edgeface.errors import UserError
@@ -32,11 +34,15 @@ EXPECTED_ERRORS = (UserError, FileNotFoundError, ValueError, PermissionError, Im
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeface", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"edgeface {__version__}")
+    parser.add_argument("--debug", action="store_true", default=os.environ.get("EDGEFACE_DEBUG") == "1",
+                        help="show the full traceback of an error (also EDGEFACE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(cmd)
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an error (also EDGEFACE_DEBUG=1)")
         cmd.set_defaults(_main=module.main)
     return parser
 
@@ -49,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print("edgeface: interrupted", file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as e:
+        if args.debug:
+            traceback.print_exc()
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"edgeface {args.command}: error: {message}", file=sys.stderr)
         return 2
