@@ -10,7 +10,7 @@ BASELINE = "vgg16-dldl"
 
 def model_rows(input_size: int = 224) -> list[dict]:
     """One row per registered model: parameters and MACs counted on the built network."""
-    from edgeface.models import create_model, list_models, model_task
+    from edgeface.models import create_model, default_cfg, list_models
     from edgeface.models.profile import count_macs, count_params, fp32_mib
 
     rows = []
@@ -18,7 +18,7 @@ def model_rows(input_size: int = 224) -> list[dict]:
         model = create_model(name)
         rows.append({
             "name": name,
-            "task": model_task(name),
+            "family": default_cfg(name).family,
             "outputs": list(model.output_names),
             "input_size": input_size,
             "params": count_params(model),
@@ -34,12 +34,12 @@ def model_rows(input_size: int = 224) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| model | task | outputs | input | params | GMACs | FP32 MiB | params x fewer | MACs x fewer |",
+        "| model | family | outputs | input | params | GMACs | FP32 MiB | params x fewer | MACs x fewer |",
         "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['name']} | {r['task']} | {', '.join(r['outputs'])} | {r['input_size']} | {r['params']:,} | "
+            f"| {r['name']} | {r['family']} | {', '.join(r['outputs'])} | {r['input_size']} | {r['params']:,} | "
             f"{r['macs'] / 1e9:.2f} | {r['fp32_mib']:.1f} | {r['params_ratio_vs_baseline']:.1f} | "
             f"{r['macs_ratio_vs_baseline']:.1f} |"
         )

@@ -106,6 +106,37 @@ def test_eval_cli_json_and_predictions(checkpoint, utk_folder, tmp_path, capsys)
     assert list((tmp_path / "cache" / "faces").glob("faces-*.npz"))  # --cache-dir is the root, as in convert
 
 
+def test_eval_split_comes_from_the_checkpoint_config(checkpoint, utk_folder, tmp_path, capsys):
+    """--split val reuses the split settings saved with the checkpoint; a flag still wins; old checkpoints
+    (no saved config) keep the defaults."""
+    from edgeface.train.config import TrainConfig
+
+    saved = torch.load(checkpoint, weights_only=True)
+    config = TrainConfig(val_fraction=0.5, seed=3, cache_dir=str(tmp_path / "training-cache")).to_dict()
+    with_config = tmp_path / "with_config.pt"
+    torch.save({**saved, "config": config}, with_config)
+    common = ["--data", str(utk_folder), "--aligned", "--split", "val", "--cache-dir", str(tmp_path / "cache")]
+
+    def val_images(model, *flags: str) -> list[str]:
+        pred = tmp_path / "pred.csv"
+        assert cli_main(["eval", str(model), *common, *flags, "--json", "--predictions", str(pred)]) == 0
+        capsys.readouterr()
+        return sorted(row["image"] for row in csv.DictReader(pred.open()))
+
+    assert len(val_images(checkpoint)) == 2  # defaults: val_fraction 0.2 of 10 faces
+    reused = val_images(with_config)
+    assert len(reused) == 5  # the checkpoint's val_fraction 0.5
+    from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices
+
+    issues = DataIssues(False)
+    faces = prepare_faces(load_samples("utkface", utk_folder, issues, AGE), SPEC, issues, "x", None,
+                          tmp_path / "cache2", progress=False)
+    _, val = split_indices(faces, 0.5, 3)
+    assert reused == sorted(str(faces.paths[i]) for i in val)  # the very split training used (seed 3)
+    assert len(val_images(with_config, "--val-fraction", "0.3")) == 3  # a flag overrides the saved config
+    assert not (tmp_path / "training-cache").exists()  # run settings (cache, detector) are not reused
+
+
 def test_eval_cli_errors_exit_2(checkpoint, utk_folder, tmp_path, capsys):
     assert cli_main(["eval", str(tmp_path / "nope.pt"), "--data", str(utk_folder), "--aligned"]) == 2
     assert "model not found" in capsys.readouterr().err

@@ -13,7 +13,8 @@ import torch
 
 from edgeface.cli import main as cli_main
 from edgeface.models.checkpoint import load_checkpoint, read_checkpoint
-from edgeface.train.trainer import TrainConfig, load_config, train_model
+from edgeface.train.config import TrainConfig, load_config
+from edgeface.train.trainer import train_model
 
 TINY = {"model": "tinyagenet", "input_size": 32, "synthetic_size": 48, "batch_size": 16, "workers": 0, "threads": 1,
         "epochs": 2, "lr_step": 1, "progress": False, "val_flip": True}
@@ -42,6 +43,7 @@ def test_synthetic_run_writes_everything(full_run):
     assert card.extra["val_metrics"]["mae"] == pytest.approx(min(float(r["val_mae"]) for r in rows), rel=1e-4)
     last = read_checkpoint(full_run / "last.pt")
     assert {"optimizer", "scheduler", "scaler", "rng", "epoch", "task_state", "history"} <= set(last)
+    assert ckpt["config"] == last["config"] == tiny_config(full_run).to_dict()  # best.pt too: eval reuses it
 
 
 def test_resume_reproduces_uninterrupted_run(full_run, tmp_path):
@@ -77,7 +79,7 @@ def test_config_files_and_overrides(tmp_path):
 def test_ddp_two_cpu_processes(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(
-        "import sys\nfrom edgeface.train.trainer import TrainConfig, train_model\n"
+        "import sys\nfrom edgeface.train.config import TrainConfig\nfrom edgeface.train.trainer import train_model\n"
         f"train_model(TrainConfig.from_dict({{**{TINY!r}, 'epochs': 1, 'out': sys.argv[1]}}))\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

@@ -43,7 +43,8 @@ def parse_spec(text: str) -> dict:
 
 def train_run(spec: dict, args: argparse.Namespace) -> Path:
     """Train (or resume, or reuse) one spec; returns its run folder."""
-    from edgeface.train.trainer import load_config, train_model
+    from edgeface.train.config import load_config
+    from edgeface.train.trainer import train_model
 
     out = Path(args.work) / spec["name"]
     if (out / "config.json").is_file():
@@ -64,7 +65,7 @@ def split_faces(run: Path):
     from edgeface.fileio import cache_dir
     from edgeface.labels import AGE
     from edgeface.preprocess import PreprocessSpec
-    from edgeface.train.trainer import TrainConfig
+    from edgeface.train.config import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     issues = DataIssues()

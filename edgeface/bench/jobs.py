@@ -58,21 +58,12 @@ def fresh_checkpoint(name: str, out_dir: str | Path, input_size: int = 224) -> P
     """An untrained checkpoint of a zoo model: latency and size do not depend on the weights."""
     import torch
 
-    from edgeface.card import ModelCard
-    from edgeface.labels import AGE
-    from edgeface.models import create_model, model_task
+    from edgeface.models import create_model, default_card
     from edgeface.models.checkpoint import save_checkpoint
-    from edgeface.preprocess import PreprocessSpec
 
     torch.manual_seed(0)
-    spec = PreprocessSpec(input_size=input_size)
-    data = "untrained (random weights): timing and size only"
-    if model_task(name) == "attributes":
-        model = create_model(name)
-        card = ModelCard(name, "attributes", spec, attributes=list(model.attributes), num_landmarks=5, data=data)
-    else:
-        model = create_model(name, label_space=AGE)
-        card = ModelCard(name, "age", spec, label_space=AGE, data=data)
+    model = create_model(name)
+    card = default_card(name, input_size, data="untrained (random weights): timing and size only")
     path = Path(out_dir) / f"{name}.pt"
     save_checkpoint(path, model.eval(), card)
     return path

@@ -82,7 +82,8 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.fileio import write_json, write_text
     from edgeface.models import list_models
     from edgeface.runtime.base import available_backends
-    from edgeface.train.trainer import TrainConfig, train_model
+    from edgeface.train.config import TrainConfig
+    from edgeface.train.trainer import train_model
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for m in models:

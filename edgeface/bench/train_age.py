@@ -24,9 +24,10 @@ from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, spli
 from edgeface.fileio import cache_dir, write_json, write_text
 from edgeface.labels import expectation
 from edgeface.runtime import open_runner
+from edgeface.train.config import load_config
 from edgeface.train.evaluate import evaluate_runner
 from edgeface.train.tasks import regression_metrics
-from edgeface.train.trainer import load_config, train_model
+from edgeface.train.trainer import train_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"

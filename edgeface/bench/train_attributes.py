@@ -86,7 +86,8 @@ def write_split(data: Path, work: Path, args: argparse.Namespace) -> tuple[Path,
 
 def train_run(name: str, train_csv: Path, work: Path, args: argparse.Namespace) -> tuple[Path, float]:
     """Train one run through the product's trainer (reusing a finished one); (best.pt, training seconds)."""
-    from edgeface.train.trainer import load_config, train_model
+    from edgeface.train.config import load_config
+    from edgeface.train.trainer import train_model
 
     out = work / name
     marker = out / "train_seconds.txt"

@@ -20,7 +20,7 @@ from torch import nn
 
 from edgeface.card import OUTPUT_EXPECTATION, OUTPUT_PROBS
 from edgeface.labels import AGE, LabelSpace
-from edgeface.models.registry import register_model
+from edgeface.models.registry import ModelConfig, register_model
 
 STAGE_DEPTHS = (2, 2, 3, 3, 3)  # VGG-16 config D
 
@@ -113,16 +113,21 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-@register_model("thinagenet", task="label_distribution")
-def thinagenet(label_space: LabelSpace = AGE) -> DLDLNet:
+# Every DLDL network: a label-distribution head over AGE by default (attractiveness gets its own space at
+# training time), the paper's 224x224 input and the shared preprocessing.
+DLDL_CFG = ModelConfig(family="label_distribution", tasks=("age", "attractiveness"), label_space=AGE)
+
+
+@register_model("thinagenet", DLDL_CFG)
+def thinagenet(label_space: LabelSpace) -> DLDLNet:
     return DLDLNet(CONFIGS["thinagenet"], label_space)
 
 
-@register_model("tinyagenet", task="label_distribution")
-def tinyagenet(label_space: LabelSpace = AGE) -> DLDLNet:
+@register_model("tinyagenet", DLDL_CFG)
+def tinyagenet(label_space: LabelSpace) -> DLDLNet:
     return DLDLNet(CONFIGS["tinyagenet"], label_space)
 
 
-@register_model("vgg16-dldl", task="label_distribution")
-def vgg16_dldl(label_space: LabelSpace = AGE) -> DLDLNet:
+@register_model("vgg16-dldl", DLDL_CFG)
+def vgg16_dldl(label_space: LabelSpace) -> DLDLNet:
     return DLDLNet(CONFIGS["vgg16-dldl"], label_space)

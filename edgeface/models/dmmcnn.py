@@ -24,7 +24,7 @@ from torch import nn
 
 from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_LANDMARKS
 from edgeface.models.dldl import _init_weights, conv_bn_relu, vgg_stages
-from edgeface.models.registry import register_model
+from edgeface.models.registry import ModelConfig, register_model
 
 CELEBA_ATTRIBUTES = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
@@ -131,6 +131,7 @@ class DMMCNN(nn.Module):
         return torch.sigmoid(out["attr_logits"].float()), out["landmarks"].float()
 
 
-@register_model("dmmcnn", task="attributes")
-def dmmcnn(attributes: tuple[str, ...] | list[str] = CELEBA_ATTRIBUTES) -> DMMCNN:
+@register_model("dmmcnn", ModelConfig(family="attributes", tasks=("attributes",), attributes=CELEBA_ATTRIBUTES,
+                                     num_landmarks=5))
+def dmmcnn(attributes: tuple[str, ...] | list[str]) -> DMMCNN:
     return DMMCNN(attributes)

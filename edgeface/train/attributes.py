@@ -1,4 +1,5 @@
-"""DMM-CNN training and evaluation: landmarks + multi-label attributes as one :class:`~edgeface.train.tasks.Task`.
+"""DMM-CNN training and evaluation: landmarks + multi-label attributes as one training task
+(:class:`~edgeface.train.tasks.TrainingTask`).
 
 Exact formulas (A attributes, batch of N faces, landmarks in [0, 1] crop coordinates):
 
@@ -35,7 +36,7 @@ from torch import nn
 
 from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_LANDMARKS, ModelCard, check_threshold_objective
 from edgeface.preprocess import CANONICAL_LANDMARKS, PreprocessSpec
-from edgeface.train.tasks import Task, register_task
+from edgeface.train.tasks import TrainingTask, register_training_task
 
 PRIMARY_METRICS = {"accuracy": "mean_accuracy", "balanced": "mean_balanced_accuracy", "f1": "mean_f1"}
 LEFT_EYE, RIGHT_EYE = 0, 1
@@ -214,8 +215,8 @@ def landmark_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
 
 
 # ---------------------------------------------------------------------------------------------- task
-@register_task("attributes")
-class AttributeTask(Task):
+@register_training_task("attributes")
+class AttributeTask(TrainingTask):
     """DMM-CNN: attributes (+ landmarks) with dynamic loss weights and adaptive thresholds.
 
     Targets per sample (from :mod:`edgeface.data.celeba`): ``attributes`` (A,) 0/1, ``landmarks`` (10,)
@@ -288,9 +289,9 @@ class AttributeTask(Task):
                 "temperature": self.dynamic.temperature}
 
     def build_model(self, model_name: str) -> nn.Module:
-        from edgeface.models import create_model, model_task
+        from edgeface.models import create_model, default_cfg
 
-        if model_task(model_name) != "attributes":
+        if default_cfg(model_name).family != "attributes":
             raise ValueError(f"model {model_name!r} is not an attribute network (try dmmcnn)")
         return create_model(model_name, attributes=self.attributes)
 

@@ -2,16 +2,22 @@
 
 MODEL is a checkpoint or any artifact a runtime Runner opens, or a convert output folder with
 ``--target``; the card inside it gives the preprocessing, so the data is aligned exactly as in training.
+A checkpoint also carries its training config: data-reader settings not given as flags come from it, and
+with ``--split train/val`` so do the subset and split settings, so the split is the one training used.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from edgeface.train.cli import add_data_arguments
+from edgeface.train.config import TrainConfig, add_config_arguments
+
+READ_SETTINGS = ("format", "image_col", "label_col", "std_col", "image_root")
+SPLIT_SETTINGS = ("max_images", "val_fraction", "seed", "folds", "fold", "protocol")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +33,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", help="write per-image predictions to this CSV")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--plot", help="write a PNG of the metrics (attributes: per-attribute bar chart)")
-    add_data_arguments(parser)
+    add_config_arguments(parser, ("data",))
+
+
+def data_settings(args: argparse.Namespace, saved: dict | None, default_format: str) -> dict:
+    """Reader and split settings: the flag if given, else the checkpoint's training config (split settings only
+    with ``--split train/val``: all-image evaluation is not subsampled as training was), else TrainConfig's
+    defaults (the task's default reader for ``format``)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | {"format": default_format}
+    from_config = READ_SETTINGS + (SPLIT_SETTINGS if args.split != "all" else ())
+    settings = {}
+    for name in READ_SETTINGS + SPLIT_SETTINGS:
+        value = getattr(args, name)
+        if value is None and saved and name in from_config:
+            value = saved.get(name)
+        settings[name] = defaults[name] if value is None else value
+    return settings
+
+
+def saved_config(model: str) -> dict | None:
+    """The training config inside a checkpoint (None for other formats and for checkpoints saved without one)."""
+    path = Path(model)
+    if not (path.is_file() and path.suffix in (".pt", ".pth")):
+        return None
+    from edgeface.models.checkpoint import read_checkpoint
+
+    return read_checkpoint(path).get("config")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.fileio import cache_dir
     from edgeface.runtime import open_runner
     from edgeface.train.evaluate import evaluate_runner, write_predictions
-    from edgeface.train.tasks import task_from_card
+    from edgeface.train.tasks import training_task_from_card
 
     if not args.data:
         raise ValueError("--data is required (a data set path)")
@@ -43,19 +74,19 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("unaligned data needs --detector YUNET.onnx (or --aligned for aligned chips)")
     with open_runner(args.model, backend=args.backend, device=args.device, target=args.target) as runner:
         card = runner.card
-        task = task_from_card(card)
+        task = training_task_from_card(card)
         issues = DataIssues(bool(args.strict))
-        fmt = args.format or task.default_format
-        samples = load_samples(fmt, args.data, issues, task.label_space, image_col=args.image_col or "image",
-                               label_col=args.label_col or "label", std_col=args.std_col,
-                               image_root=Path(args.image_root) if args.image_root else None)
-        samples = subsample(samples, args.max_images or 0, args.seed or 0)
-        faces = prepare_faces(samples, card.preprocess, issues, f"{fmt}:{args.data}",
+        d = data_settings(args, saved_config(args.model), task.default_format)
+        samples = load_samples(d["format"], args.data, issues, task.label_space, image_col=d["image_col"],
+                               label_col=d["label_col"], std_col=d["std_col"],
+                               image_root=Path(d["image_root"]) if d["image_root"] else None)
+        samples = subsample(samples, d["max_images"], d["seed"])
+        faces = prepare_faces(samples, card.preprocess, issues, f"{d['format']}:{args.data}",
                               None if args.aligned else args.detector,
                               cache_dir("faces", args.cache_dir), progress=not args.json)
         if args.split != "all":
-            train_idx, val_idx = split_indices(faces, args.val_fraction or 0.2, args.seed or 0, args.folds or 0,
-                                               args.fold or 0, args.protocol or "auto")
+            train_idx, val_idx = split_indices(faces, d["val_fraction"], d["seed"], d["folds"], d["fold"],
+                                               d["protocol"])
             faces = faces.subset(train_idx if args.split == "train" else val_idx)
         issues.warn(f"data {args.data}")
         metrics, outputs = evaluate_runner(runner, faces.crops, faces.targets, task, flip=args.flip,

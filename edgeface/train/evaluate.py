@@ -2,7 +2,7 @@
 
 The trainer's validation passes its in-memory model through :func:`model_infer`; ``edgeface eval`` and
 the convert stage's drift gate pass any runtime Runner (checkpoint, ONNX, OpenVINO, TensorRT). Both end
-in :func:`predict_outputs` and ``Task.metrics``, so a number means the same thing for every artifact.
+in :func:`predict_outputs` and ``TrainingTask.metrics``, so a number means the same thing for every artifact.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from edgeface.card import ModelCard
 from edgeface.decode import merge_flipped
 from edgeface.fileio import atomic_path
 from edgeface.preprocess import PreprocessSpec, flip_input, to_input
-from edgeface.train.tasks import Task, task_from_card
+from edgeface.train.tasks import TrainingTask, training_task_from_card
 
 Infer = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -54,7 +54,7 @@ def model_infer(model, device) -> Infer:
     return infer
 
 
-def evaluate_runner(runner, crops: np.ndarray, targets: dict[str, np.ndarray], task: Task | None = None,
+def evaluate_runner(runner, crops: np.ndarray, targets: dict[str, np.ndarray], task: TrainingTask | None = None,
                     flip: bool = True, batch_size: int = 64,
                     progress: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
     """(metrics, outputs) of a loaded Runner on aligned crops made with the runner card's PreprocessSpec.
@@ -63,7 +63,7 @@ def evaluate_runner(runner, crops: np.ndarray, targets: dict[str, np.ndarray], t
     runner's card names. ``outputs`` are the flip-merged exported outputs, one row per crop.
     """
     card = runner.card
-    task = task or task_from_card(card)
+    task = task or training_task_from_card(card)
     if crops.shape[1] != card.preprocess.input_size:
         raise ValueError(f"crops are {crops.shape[1]} px but the model expects {card.preprocess.input_size} px")
     outputs = predict_outputs(runner.infer, crops, card.preprocess, card, flip, batch_size, progress)

@@ -1,7 +1,7 @@
-"""Tasks: what the generic trainer and evaluator need to know about one kind of model.
+"""Training tasks: what the generic trainer and evaluator need to know about one kind of model.
 
 The trainer (:mod:`edgeface.train.trainer`) and the evaluator (:mod:`edgeface.train.evaluate`) know
-nothing about ages, attributes or landmarks; they call a :class:`Task`:
+nothing about ages, attributes or landmarks; they call a :class:`TrainingTask`:
 
 * data sets yield ``(image tensor, targets)`` where ``targets`` is a dict of per-sample arrays
   (DLDL: ``label``, ``sigma``; an attribute task might use ``attributes`` and ``landmarks``); the
@@ -21,9 +21,9 @@ nothing about ages, attributes or landmarks; they call a :class:`Task`:
 * ``prediction_columns(outputs, targets)`` gives the per-sample columns of a predictions CSV and
   ``format_metrics(metrics)`` the text ``edgeface eval`` prints.
 
-To plug in another task: subclass :class:`Task`, decorate it with ``@register_task("<card task>")``
-in its own module under ``train/``, and add that module to :data:`TASK_MODULES` so that
-:func:`task_from_card` finds it from a checkpoint's card alone.
+To plug in another training task: subclass :class:`TrainingTask`, decorate it with
+``@register_training_task("<card task>")`` in its own module under ``train/``, and add that module to
+:data:`TRAINING_TASK_MODULES` so that :func:`training_task_from_card` finds it from a checkpoint's card alone.
 """
 
 from __future__ import annotations
@@ -45,21 +45,21 @@ from edgeface.train.losses import dldl_loss
 
 if TYPE_CHECKING:
     from edgeface.data.datasets import FaceSet
-    from edgeface.train.trainer import TrainConfig
+    from edgeface.train.config import TrainConfig
 
-# card.task -> module that registers its Task class (imported on demand by task_from_card).
-TASK_MODULES: dict[str, str] = {
+# card.task -> module that registers its TrainingTask class (imported on demand by training_task_from_card).
+TRAINING_TASK_MODULES: dict[str, str] = {
     "age": "edgeface.train.tasks",
     "attractiveness": "edgeface.train.tasks",
     "attributes": "edgeface.train.attributes",
 }
-_REGISTRY: dict[str, type[Task]] = {}
+_REGISTRY: dict[str, type[TrainingTask]] = {}
 
 
-def register_task(*card_tasks: str) -> Callable[[type[Task]], type[Task]]:
-    """Class decorator: the Task class that serves the given ``ModelCard.task`` values."""
+def register_training_task(*card_tasks: str) -> Callable[[type[TrainingTask]], type[TrainingTask]]:
+    """Class decorator: the TrainingTask class that serves the given ``ModelCard.task`` values."""
 
-    def wrap(cls: type[Task]) -> type[Task]:
+    def wrap(cls: type[TrainingTask]) -> type[TrainingTask]:
         for name in card_tasks:
             _REGISTRY[name] = cls
         return cls
@@ -67,26 +67,26 @@ def register_task(*card_tasks: str) -> Callable[[type[Task]], type[Task]]:
     return wrap
 
 
-def task_class(name: str) -> type[Task]:
-    """The Task class registered for a card task name (importing its module on first use)."""
-    if name not in _REGISTRY and name in TASK_MODULES:
-        importlib.import_module(TASK_MODULES[name])
+def training_task_class(name: str) -> type[TrainingTask]:
+    """The TrainingTask class registered for a card task name (importing its module on first use)."""
+    if name not in _REGISTRY and name in TRAINING_TASK_MODULES:
+        importlib.import_module(TRAINING_TASK_MODULES[name])
     if name not in _REGISTRY:
-        raise ValueError(f"no training/evaluation task for {name!r}; known: {', '.join(sorted(TASK_MODULES))}")
+        raise ValueError(f"no training/evaluation task for {name!r}; known: {', '.join(sorted(TRAINING_TASK_MODULES))}")
     return _REGISTRY[name]
 
 
-def task_from_card(card: ModelCard) -> Task:
+def training_task_from_card(card: ModelCard) -> TrainingTask:
     """The task that judges (and fine-tunes) the model the card describes."""
-    return task_class(card.task).from_card(card)
+    return training_task_class(card.task).from_card(card)
 
 
-def task_from_config(config: TrainConfig) -> Task:
+def training_task_from_config(config: TrainConfig) -> TrainingTask:
     """The task a training config asks for (``config.task``)."""
-    return task_class(config.task).from_config(config)
+    return training_task_class(config.task).from_config(config)
 
 
-class Task(ABC):
+class TrainingTask(ABC):
     """One kind of model: its targets, loss, per-epoch hooks, metrics and card."""
 
     name: str
@@ -97,12 +97,12 @@ class Task(ABC):
 
     @classmethod
     @abstractmethod
-    def from_card(cls, card: ModelCard) -> Task:
+    def from_card(cls, card: ModelCard) -> TrainingTask:
         """The task as configured for the model a card describes (used by eval)."""
 
     @classmethod
     @abstractmethod
-    def from_config(cls, config: TrainConfig) -> Task:
+    def from_config(cls, config: TrainConfig) -> TrainingTask:
         """The task as a training config asks for it (``config.task_options`` holds task-specific settings)."""
 
     def synthetic_faces(self, n: int, spec: PreprocessSpec, seed: int) -> FaceSet:
@@ -134,7 +134,7 @@ class Task(ABC):
         return {}
 
     def state_dict(self) -> dict:
-        """Task state that must survive a resume (e.g. dynamic loss weights)."""
+        """TrainingTask state that must survive a resume (e.g. dynamic loss weights)."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:  # noqa: B027  (optional hook)
@@ -216,8 +216,8 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return sums[inverse] / counts[inverse]
 
 
-@register_task("age", "attractiveness")
-class DLDLTask(Task):
+@register_training_task("age", "attractiveness")
+class DLDLTask(TrainingTask):
     """DLDL-v2 label-distribution learning for a scalar label (age in years, attractiveness score).
 
     Targets per sample: ``label`` and ``sigma`` (the rater std, NaN where unknown -> ``default_sigma``).
@@ -262,9 +262,9 @@ class DLDLTask(Task):
         return attractiveness_space(low, high)
 
     def build_model(self, model_name: str) -> nn.Module:
-        from edgeface.models import create_model, model_task
+        from edgeface.models import create_model, default_cfg
 
-        if model_task(model_name) != "label_distribution":
+        if default_cfg(model_name).family != "label_distribution":
             raise ValueError(f"model {model_name!r} is not a label-distribution network (task {self.name})")
         return create_model(model_name, label_space=self.label_space)
 

@@ -1,24 +1,24 @@
 """The generic trainer: config, data, loop, checkpoints, resume, DDP, logs and learning curves.
 
-Everything specific to a kind of model lives in its :class:`edgeface.train.tasks.Task`; this module only
+Everything specific to a kind of model lives in its :class:`edgeface.train.tasks.TrainingTask`; this module only
 moves batches, steps the optimiser and keeps the run reproducible:
 
 * augmentation is seeded per (seed, epoch, sample) and the sampler per (seed, epoch), and every epoch
   writes ``last.pt`` atomically with model, optimiser, scheduler, AMP scaler, RNG and task state, so
   ``resume`` continues to the same weights as an uninterrupted run;
 * ``best.pt`` follows the task's primary validation metric and carries the card finalised on the
-  validation predictions;
+  validation predictions; both checkpoints carry the training config (as given: paths stay as the user
+  passed them), so ``edgeface eval --split val`` finds the same split;
 * under ``torchrun`` (``WORLD_SIZE`` > 1) it runs DDP with a DistributedSampler (gloo on CPU, NCCL on
   CUDA); rank 0 validates and writes files.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,90 +30,9 @@ from edgeface.data.datasets import DataIssues, FaceSet, load_samples, prepare_fa
 from edgeface.fileio import cache_dir, save_figure, sha256_file, write_json, write_text
 from edgeface.models.checkpoint import read_checkpoint, save_checkpoint, warm_start
 from edgeface.preprocess import PreprocessSpec, to_input
+from edgeface.train.config import TrainConfig
 from edgeface.train.evaluate import model_infer, predict_outputs
-from edgeface.train.tasks import Task, task_from_config
-
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-
-@dataclass
-class TrainConfig:
-    """Every training setting; defaults are the DLDL-v2 paper's recipe (YAML configs and CLI flags override)."""
-
-    model: str = "thinagenet"
-    task: str = "age"
-    data: str | None = None  # None: the built-in SYNTHETIC set
-    format: str = "utkface"
-    image_col: str = "image"
-    label_col: str = "label"
-    std_col: str | None = None
-    image_root: str | None = None
-    label_range: list[float] | None = None
-    sigma: float | None = None  # label-distribution width where the data has none (task default if None)
-    lam: float = 1.0  # weight of the L1 expectation term
-    task_options: dict = field(default_factory=dict)
-    input_size: int = 224
-    epochs: int = 60
-    batch_size: int = 128  # per process under DDP
-    lr: float = 1e-3
-    lr_step: int = 30
-    lr_gamma: float = 0.1
-    schedule: str = "step"  # step (x lr_gamma every lr_step epochs, the paper's) | cosine (to 0 at the last epoch)
-    warmup_epochs: int = 0  # linear warm-up from lr/10 (cosine)
-    init: str | None = None  # warm start: copy matching layers from this edgeface checkpoint
-    channels_last: bool = False  # NHWC activations (faster convolutions on some CPUs)
-    weight_decay: float = 0.0
-    val_fraction: float = 0.2
-    protocol: str = "auto"
-    folds: int = 0
-    fold: int = 0
-    seed: int = 0
-    out: str = "runs/train"
-    resume: bool = False
-    device: str = "auto"
-    amp: bool = True
-    aligned: bool = False
-    detector: str | None = None
-    strict: bool = False
-    max_images: int = 0
-    cache_dir: str | None = None  # cache root: crops go to its faces/ (edgeface.fileio.cache_dir)
-    workers: int = 2
-    threads: int = 2
-    synthetic_size: int = 2000
-    val_flip: bool = True
-    augment: dict = field(default_factory=dict)
-    progress: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
-    """Defaults <- YAML file (a path, or a name in train/configs/) <- non-None overrides."""
-    import yaml
-
-    values: dict = {}
-    if path is not None:
-        file = Path(path)
-        if not file.is_file():
-            file = CONFIG_DIR / f"{path}.yaml"
-        if not file.is_file():
-            names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-            raise FileNotFoundError(f"config not found: {path} (built-in: {names})")
-        loaded = yaml.safe_load(file.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config {file} must be a mapping")
-        values.update(loaded)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return TrainConfig.from_dict(values)
+from edgeface.train.tasks import TrainingTask, training_task_from_config
 
 
 class FaceDataset:
@@ -181,7 +100,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def load_faces(cfg: TrainConfig, task: Task, spec: PreprocessSpec, dist: Dist) -> FaceSet:
+def load_faces(cfg: TrainConfig, task: TrainingTask, spec: PreprocessSpec, dist: Dist) -> FaceSet:
     """The aligned data set the config names (or the task's SYNTHETIC set); rank 0 fills the cache first."""
     if cfg.data is None:
         return task.synthetic_faces(cfg.synthetic_size, spec, cfg.seed)
@@ -254,7 +173,7 @@ def plot_curves(rows: list[dict], path: Path, primary: str, title: str) -> None:
     save_figure(fig, path, dpi=100)
 
 
-def train_model(config: TrainConfig, task: Task | None = None) -> Path:
+def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
     """Train as the config says; returns the path of ``best.pt`` (files in ``config.out``:
     last.pt, best.pt, log.csv, curves.png, config.json, metrics.json).
 
@@ -274,7 +193,7 @@ def train_model(config: TrainConfig, task: Task | None = None) -> Path:
         raise ValueError(f"{out} already holds a run (last.pt); use --resume or another --out")
 
     torch.manual_seed(cfg.seed)
-    task = task or task_from_config(cfg)
+    task = task or training_task_from_config(cfg)
     spec = PreprocessSpec(input_size=cfg.input_size)
     faces = load_faces(cfg, task, spec, dist)
     train_idx, val_idx = split_indices(faces, cfg.val_fraction, cfg.seed, cfg.folds, cfg.fold, cfg.protocol)
@@ -378,7 +297,7 @@ def train_model(config: TrainConfig, task: Task | None = None) -> Path:
                                    "train_images": len(train_set), "val_images": len(val_set)}
                 if init_facts:
                     best_card.extra["init"] = init_facts
-                save_checkpoint(best_path, model, best_card, epoch=epoch)
+                save_checkpoint(best_path, model, best_card, epoch=epoch, config=cfg.to_dict())
                 write_json(out / "metrics.json", {"best_epoch": epoch + 1, "data": faces.name, "val": metrics})
             save_checkpoint(last_path, model, card, optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),

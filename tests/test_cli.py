@@ -1,0 +1,79 @@
+"""The top-level CLI: --debug / EDGEFACE_DEBUG tracebacks, and train flags derived from TrainConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+
+from edgeface.cli import build_parser
+from edgeface.cli import main as cli_main
+from edgeface.train.config import TrainConfig, config_overrides, flag_name
+
+MISSING_MODEL = ["eval", "no-such-model.pt", "--data", "anywhere", "--aligned"]
+
+
+def test_errors_are_one_line_without_debug(capsys, monkeypatch):
+    monkeypatch.delenv("EDGEFACE_DEBUG", raising=False)
+    assert cli_main(MISSING_MODEL) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["edgeface eval: error: model not found: no-such-model.pt"]
+
+
+@pytest.mark.parametrize("how", ["flag-before", "flag-after", "env"])
+def test_debug_shows_the_traceback(how, capsys, monkeypatch):
+    monkeypatch.delenv("EDGEFACE_DEBUG", raising=False)
+    argv = {"flag-before": ["--debug", *MISSING_MODEL], "flag-after": [*MISSING_MODEL, "--debug"],
+            "env": MISSING_MODEL}[how]
+    if how == "env":
+        monkeypatch.setenv("EDGEFACE_DEBUG", "1")
+    assert cli_main(argv) == 2  # same exit code, plus the traceback
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "FileNotFoundError" in err
+    assert err.strip().splitlines()[-1] == "edgeface eval: error: model not found: no-such-model.pt"
+
+
+def sample_value(f: dataclasses.Field, kind: typing.Any) -> tuple[list[str], typing.Any]:
+    """Command-line words for one config field and the value they should give."""
+    if f.name == "task":
+        return ["attractiveness"], "attractiveness"
+    if f.name in ("schedule", "protocol"):
+        return [f.metadata["argparse"]["choices"][-1]], f.metadata["argparse"]["choices"][-1]
+    if kind is bool:
+        return [], not f.default
+    if kind is dict:
+        return ["a=1", "b=[1, 2]"], {"a": 1, "b": [1, 2]}
+    if typing.get_origin(kind) is list:
+        return ["1", "5"], [1.0, 5.0]
+    return {int: (["7"], 7), float: (["0.25"], 0.25), str: (["x"], "x")}[kind]
+
+
+def test_every_train_config_field_is_a_flag():
+    """A new TrainConfig field becomes an `edgeface train` flag with no second list to edit."""
+    from edgeface.train.config import _unwrap_optional
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        words, expected = sample_value(f, _unwrap_optional(hints[f.name]))
+        flag = flag_name(f)
+        repeated = _unwrap_optional(hints[f.name]) is dict  # KEY=VALUE flags repeat, one pair each
+        argv = ["train", *(word for w in words for word in (flag, w))] if repeated else ["train", flag, *words]
+        overrides = config_overrides(build_parser().parse_args(argv))
+        assert overrides[f.name] == expected, (f.name, argv)
+        assert [k for k, v in overrides.items() if v is not None] == [f.name], f"{flag} sets only {f.name}"
+
+
+def test_train_flag_names_keep_their_meaning():
+    args = build_parser().parse_args(["train", "--lambda", "2", "--no-amp", "--no-progress", "--no-dynamic-weights",
+                                      "--schedule", "cosine", "--warmup-epochs", "2", "--init", "a.pt",
+                                      "--channels-last", "--no-val-flip"])
+    overrides = config_overrides(args)
+    assert (overrides["lam"], overrides["amp"], overrides["progress"], overrides["val_flip"]) == (2.0, False, False,
+                                                                                                  False)
+    assert (overrides["schedule"], overrides["warmup_epochs"], overrides["init"]) == ("cosine", 2, "a.pt")
+    assert overrides["channels_last"] is True and args.no_dynamic_weights
+    unset = config_overrides(build_parser().parse_args(["train"]))
+    assert all(v is None for v in unset.values())  # unset flags leave the recipe's values alone
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--label-space", "age"])  # the old alias of --task is gone
