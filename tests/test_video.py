@@ -17,15 +17,10 @@ from runtime_helpers import FACE_SIZE, face_video, nearest_known, tiny_models
 
 from edgeface.cli import main as cli_main
 from edgeface.runtime.predictor import Predictor
+from edgeface.runtime.sinks import AnnotatedVideoWriter
+from edgeface.runtime.sources import SourceSpec, VideoSource, gstreamer_available, parse_source
 from edgeface.runtime.tracker import IoUTracker
-from edgeface.runtime.video import (
-    AnnotatedVideoWriter,
-    SourceSpec,
-    VideoPipeline,
-    VideoSource,
-    gstreamer_available,
-    parse_source,
-)
+from edgeface.runtime.video import VideoPipeline
 
 FRAMES = 16
 

@@ -71,8 +71,10 @@ def build_models(names: list[str], targets: list[str], data: Path, work: Path, i
 def measure(model_path: Path, target: str, video: Path, detector: Path, detect_every: int, frames: int,
             threads: int) -> dict:
     from edgeface.runtime.predictor import Predictor
+    from edgeface.runtime.sinks import frame_record
+    from edgeface.runtime.sources import VideoSource
     from edgeface.runtime.tracker import IoUTracker
-    from edgeface.runtime.video import VideoPipeline, VideoSource, frame_record
+    from edgeface.runtime.video import VideoPipeline
 
     with Predictor(model_path, detector, threads=threads, target=None if target == "torch" else target) as p:
         capture = cv2.VideoCapture(str(video))

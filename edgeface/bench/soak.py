@@ -51,15 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgeface.faces import image_files
     from edgeface.fileio import write_json, write_text
     from edgeface.runtime.predictor import Predictor
+    from edgeface.runtime.sinks import AnnotatedVideoWriter, JsonlWriter, draw_results, frame_record
+    from edgeface.runtime.sources import VideoSource
     from edgeface.runtime.tracker import IoUTracker
-    from edgeface.runtime.video import (
-        AnnotatedVideoWriter,
-        JsonlWriter,
-        VideoPipeline,
-        VideoSource,
-        draw_results,
-        frame_record,
-    )
+    from edgeface.runtime.video import VideoPipeline
 
     args = parse_args(argv)
     if not Path(args.data).exists() or not Path(args.detector).exists():

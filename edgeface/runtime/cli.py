@@ -32,15 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edgeface.runtime.predictor import Predictor
+    from edgeface.runtime.sinks import AnnotatedVideoWriter, JsonlWriter, draw_results, frame_record
+    from edgeface.runtime.sources import VideoSource
     from edgeface.runtime.tracker import IoUTracker
-    from edgeface.runtime.video import (
-        AnnotatedVideoWriter,
-        JsonlWriter,
-        VideoPipeline,
-        VideoSource,
-        draw_results,
-        frame_record,
-    )
+    from edgeface.runtime.video import VideoPipeline
 
     if args.detect_every < 1:
         raise ValueError("--detect-every must be at least 1")

@@ -1,5 +1,5 @@
-"""Video pipelines: sources that survive bad frames and dropped streams, threaded decode / detect / infer,
-and outputs that are whole or absent.
+"""The video pipeline: threaded decode / detect / infer + track between a source
+(:mod:`edgeface.runtime.sources`) and the caller's sinks (:mod:`edgeface.runtime.sinks`), with run statistics.
 
 Stages run in their own threads joined by bounded queues, so decoding frame t+2, detecting faces in t+1
 and running the models on t overlap; a slow stage applies back-pressure instead of growing memory.
@@ -8,236 +8,23 @@ and running the models on t overlap; a slow stage applies back-pressure instead 
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
-import re
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgeface.detector import Face
-from edgeface.fileio import PendingFile
 from edgeface.runtime.predictor import FaceResult, Predictor
+from edgeface.runtime.sources import VideoSource
 from edgeface.runtime.tracker import IoUTracker
 
 STAGES = ("decode", "detect", "infer", "write")
 _END = object()  # end-of-stream marker passed down the queues
-
-
-def gstreamer_available() -> bool:
-    """Whether this OpenCV build can open GStreamer pipeline strings."""
-    match = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
-    return bool(match and match.group(1).upper().startswith("YES"))
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """What a SOURCE argument names: kind is camera, url, gstreamer or file."""
-
-    kind: str
-    target: str | int
-
-    @property
-    def live(self) -> bool:
-        """Live sources are reopened when they drop; files end."""
-        return self.kind in ("camera", "url", "gstreamer")
-
-
-def parse_source(source: str | int) -> SourceSpec:
-    """Camera index, RTSP/HTTP URL, GStreamer pipeline (``a ! b ! appsink``) or a video file that must exist."""
-    text = str(source).strip()
-    if re.fullmatch(r"\d+", text):
-        return SourceSpec("camera", int(text))
-    if "!" in text:
-        if not gstreamer_available():
-            raise ValueError("this OpenCV build has no GStreamer support (cv2.getBuildInformation() says "
-                             "'GStreamer: NO'); install an OpenCV built with GStreamer, or pass a file, camera or URL")
-        return SourceSpec("gstreamer", text)
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
-        return SourceSpec("url", text)
-    if not Path(text).is_file():
-        raise FileNotFoundError(f"video source not found: {text}")
-    return SourceSpec("file", text)
-
-
-def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
-    if spec.kind == "gstreamer":
-        return cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
-    if spec.kind == "camera":
-        return cv2.VideoCapture(spec.target)
-    return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG)
-
-
-class VideoSource:
-    """Frames from a capture, skipping (and counting) corrupt or empty ones.
-
-    Live sources that drop are reopened with exponential backoff (``backoff_s`` doubling up to 8 s) at
-    most ``max_reconnects`` times in a row; a file ends at its end, or restarts when ``loop`` is set.
-    ``opener`` builds the capture (``cv2.VideoCapture`` by default; tests pass a scripted one).
-    """
-
-    MAX_CONSECUTIVE_BAD = 50
-
-    def __init__(self, source: str | int | SourceSpec, max_reconnects: int = 5, backoff_s: float = 0.5,
-                 loop: bool = False, opener: Callable[[SourceSpec], cv2.VideoCapture] = open_capture):
-        self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
-        self.max_reconnects = max_reconnects
-        self.backoff_s = backoff_s
-        self.loop = loop
-        self._opener = opener
-        self.bad_frames = 0
-        self.reconnects = 0
-        self._attempts = 0  # reconnect attempts since the last good frame
-        self._good_since_open = False
-        self._capture = self._open()
-        if self._capture is None:
-            raise ValueError(f"cannot open video source {self.spec.target}")
-        fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
-
-    def _open(self) -> cv2.VideoCapture | None:
-        capture = self._opener(self.spec)
-        if capture is None or not capture.isOpened():
-            return None
-        return capture
-
-    def frames(self, stop: threading.Event | None = None) -> Iterator[np.ndarray]:
-        """Good BGR frames until the source ends, gives up reconnecting, or ``stop`` is set."""
-        failures = 0
-        while stop is None or not stop.is_set():
-            ok, frame = self._capture.read() if self._capture is not None else (False, None)
-            if ok and frame is not None and frame.size > 0:
-                if frame.ndim == 2:
-                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-                if frame.ndim == 3 and frame.shape[2] == 3:
-                    failures = 0
-                    self._attempts, self._good_since_open = 0, True
-                    yield frame
-                    continue
-            if ok or self._mid_file():  # a frame came back unusable, or a file failed before its end
-                self.bad_frames += 1
-                failures += 1
-                if failures < self.MAX_CONSECUTIVE_BAD:
-                    continue
-            if not self._restart(stop):
-                return
-            failures = 0
-
-    def _mid_file(self) -> bool:
-        if self.spec.kind != "file" or self._capture is None:
-            return False
-        total = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        return 0 < self._capture.get(cv2.CAP_PROP_POS_FRAMES) < total - 1
-
-    def _restart(self, stop: threading.Event | None) -> bool:
-        """Reopen after the stream ended or dropped; False when the source is finished."""
-        if self.spec.kind == "file" and not (self.loop and self._good_since_open):
-            return False
-        self.release()
-        while self._attempts < (self.max_reconnects if self.spec.live else 1):
-            self._attempts += int(self.spec.live)
-            if self.spec.live:
-                delay = min(self.backoff_s * 2 ** (self._attempts - 1), 8.0)
-                if stop is not None and stop.wait(delay):
-                    return False
-                if stop is None:
-                    time.sleep(delay)
-            self._capture = self._open()
-            if self._capture is not None:
-                self.reconnects += int(self.spec.live)
-                self._good_since_open = False
-                return True
-            if not self.spec.live:
-                return False
-        return False
-
-    def release(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
-
-
-def _fourcc_for(path: Path) -> int:
-    return cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
-
-
-class AnnotatedVideoWriter:
-    """Writes frames to a temporary file beside ``path`` and renames it on :meth:`close` (commit=True)."""
-
-    def __init__(self, path: str | Path, fps: float):
-        self.path = Path(path)
-        if self.path.suffix.lower() not in (".mp4", ".avi", ".mov", ".mkv"):
-            raise ValueError(f"output video must end in .mp4, .avi, .mov or .mkv: {self.path}")
-        self._pending = PendingFile(self.path)
-        self.fps = fps
-        self.frames = 0
-        self._writer: cv2.VideoWriter | None = None
-
-    def write(self, frame: np.ndarray) -> None:
-        if self._writer is None:
-            h, w = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self._pending.tmp), _fourcc_for(self.path), self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise RuntimeError(f"cannot open a video writer for {self.path}")
-            self._size = (w, h)
-        if (frame.shape[1], frame.shape[0]) != self._size:
-            frame = cv2.resize(frame, self._size)
-        self._writer.write(frame)
-        self.frames += 1
-
-    def close(self, commit: bool = True) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            if commit and self.frames:
-                self._pending.commit()
-        self._pending.discard()
-
-
-class JsonlWriter:
-    """One JSON object per frame, to a temporary file renamed on :meth:`close` (commit=True)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._pending = PendingFile(self.path)
-        self._file = open(self._pending.tmp, "w")  # noqa: SIM115 -- closed in close()
-        self.lines = 0
-
-    def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self.lines += 1
-
-    def close(self, commit: bool = True) -> None:
-        if not self._file.closed:
-            self._file.close()
-            if commit:
-                self._pending.commit()
-        self._pending.discard()
-
-
-def draw_results(frame: np.ndarray, results: list[FaceResult]) -> np.ndarray:
-    """The frame with a box, the track id and the decoded values drawn for each face (drawn in place)."""
-    for r in results:
-        x, y, w, h = (int(round(v)) for v in r.box)
-        cv2.rectangle(frame, (x, y), (x + w, y + h), (0, 220, 0), 2)
-        for px, py in r.landmarks:
-            cv2.circle(frame, (int(px), int(py)), 2, (0, 200, 255), -1)
-        parts = [f"#{r.track_id}"] if r.track_id is not None else []
-        if r.age is not None:
-            parts.append(f"age {r.age:.0f}+-{r.age_std:.0f}")
-        if r.attractiveness is not None:
-            parts.append(f"attr {r.attractiveness:.1f}")
-        if r.decisions:
-            parts += [n for n in ("Male", "Smiling", "Eyeglasses") if r.decisions.get(n)]
-        cv2.putText(frame, " ".join(parts), (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 220, 0), 1,
-                    cv2.LINE_AA)
-    return frame
 
 
 class FaceFollower:
@@ -477,8 +264,3 @@ class VideoPipeline:
         if self._errors:
             raise self._errors[0]
         return stats
-
-
-def frame_record(index: int, fps: float, results: list[FaceResult]) -> dict:
-    """The JSON-lines object of one frame."""
-    return {"frame": index, "time_s": round(index / fps, 3), "faces": [r.to_dict() for r in results]}

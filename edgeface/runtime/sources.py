@@ -1,0 +1,147 @@
+"""Video sources: file, camera, RTSP/HTTP URL or GStreamer pipeline, read frame by frame so that bad frames are
+skipped and counted and dropped live streams are reopened with backoff instead of ending the run."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def gstreamer_available() -> bool:
+    """Whether this OpenCV build can open GStreamer pipeline strings."""
+    match = re.search(r"GStreamer:\s*(\S+)", cv2.getBuildInformation())
+    return bool(match and match.group(1).upper().startswith("YES"))
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What a SOURCE argument names: kind is camera, url, gstreamer or file."""
+
+    kind: str
+    target: str | int
+
+    @property
+    def live(self) -> bool:
+        """Live sources are reopened when they drop; files end."""
+        return self.kind in ("camera", "url", "gstreamer")
+
+
+def parse_source(source: str | int) -> SourceSpec:
+    """Camera index, RTSP/HTTP URL, GStreamer pipeline (``a ! b ! appsink``) or a video file that must exist."""
+    text = str(source).strip()
+    if re.fullmatch(r"\d+", text):
+        return SourceSpec("camera", int(text))
+    if "!" in text:
+        if not gstreamer_available():
+            raise ValueError("this OpenCV build has no GStreamer support (cv2.getBuildInformation() says "
+                             "'GStreamer: NO'); install an OpenCV built with GStreamer, or pass a file, camera or URL")
+        return SourceSpec("gstreamer", text)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        return SourceSpec("url", text)
+    if not Path(text).is_file():
+        raise FileNotFoundError(f"video source not found: {text}")
+    return SourceSpec("file", text)
+
+
+def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
+    if spec.kind == "gstreamer":
+        return cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
+    if spec.kind == "camera":
+        return cv2.VideoCapture(spec.target)
+    return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG)
+
+
+class VideoSource:
+    """Frames from a capture, skipping (and counting) corrupt or empty ones.
+
+    Live sources that drop are reopened with exponential backoff (``backoff_s`` doubling up to 8 s) at
+    most ``max_reconnects`` times in a row; a file ends at its end, or restarts when ``loop`` is set.
+    ``opener`` builds the capture (``cv2.VideoCapture`` by default; tests pass a scripted one).
+    """
+
+    MAX_CONSECUTIVE_BAD = 50
+
+    def __init__(self, source: str | int | SourceSpec, max_reconnects: int = 5, backoff_s: float = 0.5,
+                 loop: bool = False, opener: Callable[[SourceSpec], cv2.VideoCapture] = open_capture):
+        self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
+        self.max_reconnects = max_reconnects
+        self.backoff_s = backoff_s
+        self.loop = loop
+        self._opener = opener
+        self.bad_frames = 0
+        self.reconnects = 0
+        self._attempts = 0  # reconnect attempts since the last good frame
+        self._good_since_open = False
+        self._capture = self._open()
+        if self._capture is None:
+            raise ValueError(f"cannot open video source {self.spec.target}")
+        fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
+
+    def _open(self) -> cv2.VideoCapture | None:
+        capture = self._opener(self.spec)
+        if capture is None or not capture.isOpened():
+            return None
+        return capture
+
+    def frames(self, stop: threading.Event | None = None) -> Iterator[np.ndarray]:
+        """Good BGR frames until the source ends, gives up reconnecting, or ``stop`` is set."""
+        failures = 0
+        while stop is None or not stop.is_set():
+            ok, frame = self._capture.read() if self._capture is not None else (False, None)
+            if ok and frame is not None and frame.size > 0:
+                if frame.ndim == 2:
+                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+                if frame.ndim == 3 and frame.shape[2] == 3:
+                    failures = 0
+                    self._attempts, self._good_since_open = 0, True
+                    yield frame
+                    continue
+            if ok or self._mid_file():  # a frame came back unusable, or a file failed before its end
+                self.bad_frames += 1
+                failures += 1
+                if failures < self.MAX_CONSECUTIVE_BAD:
+                    continue
+            if not self._restart(stop):
+                return
+            failures = 0
+
+    def _mid_file(self) -> bool:
+        if self.spec.kind != "file" or self._capture is None:
+            return False
+        total = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        return 0 < self._capture.get(cv2.CAP_PROP_POS_FRAMES) < total - 1
+
+    def _restart(self, stop: threading.Event | None) -> bool:
+        """Reopen after the stream ended or dropped; False when the source is finished."""
+        if self.spec.kind == "file" and not (self.loop and self._good_since_open):
+            return False
+        self.release()
+        while self._attempts < (self.max_reconnects if self.spec.live else 1):
+            self._attempts += int(self.spec.live)
+            if self.spec.live:
+                delay = min(self.backoff_s * 2 ** (self._attempts - 1), 8.0)
+                if stop is not None and stop.wait(delay):
+                    return False
+                if stop is None:
+                    time.sleep(delay)
+            self._capture = self._open()
+            if self._capture is not None:
+                self.reconnects += int(self.spec.live)
+                self._good_since_open = False
+                return True
+            if not self.spec.live:
+                return False
+        return False
+
+    def release(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
