@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("edgeface.train.eval_cli", "evaluate a checkpoint or exported model on labelled face data"),
     "bench": ("edgeface.bench.bench", "benchmark models or convert folders: latency, throughput, memory"),
     "report": ("edgeface.bench.report", "merge benchmark results from several devices into a report with plots"),
-    "pipeline": ("edgeface.bench.pipeline", "the main job: train, convert, benchmark vs VGG-16, report"),
+    "experiment": ("edgeface.bench.experiments", "run one of the measured experiments behind the README's figures"),
+    "pipeline": ("edgeface.pipeline", "the main job: train, convert, benchmark vs VGG-16, report"),
     "convert": ("edgeface.convert.cli", "checkpoint -> ONNX / OpenVINO / TensorRT + manifest, with a drift gate"),
     "export": ("edgeface.convert.serving", "export a convert folder for Triton or DeepStream"),
     "run": ("edgeface.runtime.cli", "detect, track and predict age / attributes on a video, camera or stream"),
@@ -29,6 +30,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 EXPECTED_ERRORS = (UserError, FileNotFoundError, ValueError, PermissionError, ImportError, RuntimeError)
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` after a subcommand too (it only sets the flag; the top level gives the default)."""
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error (also EDGEFACE_DEBUG=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(cmd)
-        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show the full traceback of an error (also EDGEFACE_DEBUG=1)")
+        add_debug_argument(cmd)
         cmd.set_defaults(_main=module.main)
     return parser
 

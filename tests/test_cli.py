@@ -77,3 +77,28 @@ def test_train_flag_names_keep_their_meaning():
     assert all(v is None for v in unset.values())  # unset flags leave the recipe's values alone
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--label-space", "age"])  # the old alias of --task is gone
+
+
+@pytest.mark.parametrize("name", ["train-age", "train-attributes", "runtime-fps", "soak", "alignment-vs-boxcrop",
+                                  "age-sweep"])
+def test_experiments_share_one_convention(name, tmp_path):
+    """Every experiment takes --out and --threads; its recorded command line repeats the run exactly."""
+    from edgeface.bench.experiments import command_line, settings
+
+    required = {"train-age": ["--data-dir", "d", "--detector", "y.onnx"],
+                "train-attributes": ["--data", "d"],
+                "runtime-fps": ["--data", "d", "--detector", "y.onnx"],
+                "soak": ["--data", "d", "--detector", "y.onnx"],
+                "alignment-vs-boxcrop": ["m.pt", "--data", "d", "--detector", "y.onnx"],
+                "age-sweep": ["tinyagenet:64", "thinagenet:96", "--data", "d", "--no-progress"]}[name]
+    parser = build_parser()
+    args = parser.parse_args(["experiment", name, *required, "--out", str(tmp_path), "--threads", "3"])
+    assert args.out == tmp_path and args.threads == 3
+    recorded = settings(args)
+    assert not {"command", "experiment", "debug"} & set(recorded) and not any(k.startswith("_") for k in recorded)
+    positional = {"alignment-vs-boxcrop": ("model",), "age-sweep": ("runs",)}.get(name, ())
+    line = command_line(args, positional)
+    assert line.startswith(f"edgeface experiment {name} ")
+    import shlex
+
+    assert settings(parser.parse_args(shlex.split(line)[1:])) == recorded

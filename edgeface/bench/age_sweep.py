@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.bench.experiments import UTKFACE_CHIPS, add_common_arguments, command_line
 from edgeface.fileio import save_figure, write_json, write_text
 
 CONVERT_TARGETS = ["onnx", "onnx-int8", "openvino", "openvino-int8"]
@@ -52,7 +53,7 @@ def train_run(spec: dict, args: argparse.Namespace) -> Path:
     cfg = load_config("utkface_cpu", {
         "model": spec["model"], "input_size": spec["size"], "epochs": args.epochs, "schedule": "cosine",
         "warmup_epochs": 1, "init": spec["init"], "data": str(args.data), "out": str(out),
-        "resume": (out / "last.pt").is_file(), "threads": args.threads, "workers": 0, "progress": args.progress})
+        "resume": (out / "last.pt").is_file(), "threads": args.threads, "workers": 0, "progress": not args.no_progress})
     train_model(cfg)
     return out
 
@@ -180,16 +181,14 @@ def plot(document: dict, path: Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "utkface-dev" / "images"
     parser.add_argument("runs", nargs="+", help="run specs MODEL:SIZE[@INIT.pt], e.g. tinyagenet:64 thinagenet:96")
-    parser.add_argument("--data", type=Path, default=shared, help="UTKFace chips folder (default ../shared/...)")
+    add_common_arguments(parser, threads=1, threads_help="torch threads while training (1 per process)",
+                         data=(UTKFACE_CHIPS, "UTKFace chips folder"))
     parser.add_argument("--epochs", type=int, default=20, help="training epochs per run (cosine schedule)")
     parser.add_argument("--work", type=Path, default=Path("runs/age_sweep"), help="run folders (reused, resumed)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for age_sweep.*")
     parser.add_argument("--only", action="store_true", help="train the given specs and stop (no measurement)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads while training (1 per process)")
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per latency measurement")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--no-progress", action="store_true", help="no progress output")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -202,7 +201,7 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     document = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "command": f"edgeface experiment age-sweep {' '.join(args.runs)} --epochs {args.epochs}",
+        "command": command_line(args, positional=("runs",)),
         "setup": (f"UTKFace dev chips, seeded 80/20 split ({args.data.name}); recipe `train/configs/utkface_cpu.yaml` "
                   f"with a cosine schedule over {args.epochs} epochs, 1 training thread; best.pt chosen on validation "
                   "MAE; every figure on the validation split, flip-averaged; INT8 calibrated on 512 training-split "
@@ -218,8 +217,3 @@ def main(args: argparse.Namespace) -> int:
     print(markdown(document))
     return 0
 
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    raise SystemExit(main(parser.parse_args()))

@@ -6,7 +6,7 @@ detects each face with YuNet and predicts three ways with the same model: the al
 crop (:func:`edgeface.deepstream_probe.box_crop`) and, for reference, the chip as training saw it. No
 test-time flip (the DeepStream probe decodes a single pass). Writes JSON, Markdown and a PNG.
 
-    python -m edgeface.bench.alignment_vs_boxcrop CHECKPOINT --data ../shared/data/utkface-dev \\
+    edgeface experiment alignment-vs-boxcrop CHECKPOINT --data ../shared/data/utkface-dev/images \\
         --detector ../shared/models/yunet_s_640_640.onnx --out benchmarks/results
 """
 
@@ -14,30 +14,27 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line
+
 RESULT_NAME = "alignment_vs_boxcrop"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="age checkpoint or artifact (anything edgeface.runtime opens)")
-    parser.add_argument("--data", type=Path, required=True, help="UTKFace folder (AGE_GENDER_RACE_DATE names)")
-    parser.add_argument("--detector", type=Path, required=True, help="YuNet ONNX face detector")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results folder")
+    add_common_arguments(parser, threads_help="inference threads",
+                         data=(UTKFACE_CHIPS, "UTKFace folder (AGE_GENDER_RACE_DATE names)"),
+                         detector=(YUNET, "YuNet ONNX face detector"))
     parser.add_argument("--val-fraction", type=float, default=0.2, help="held-out share (training's split)")
     parser.add_argument("--seed", type=int, default=0, help="split seed (training's default 0)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate at most this many held-out images")
-    parser.add_argument("--roll", type=lambda t: [float(v) for v in t.split(",")], default=[0.0, 20.0],
+    parser.add_argument("--roll", type=float, nargs="+", default=[0.0, 20.0],
                         help="head-roll conditions in degrees: each held-out image is turned by a seeded angle in "
                              "+-ROLL before detection (UTKFace chips are upright already; video faces are not)")
-    parser.add_argument("--threads", type=int, default=2)
-    return parser.parse_args(argv)
 
 
 def paired_delta(err_box: np.ndarray, err_aligned: np.ndarray) -> tuple[float, float]:
@@ -77,7 +74,7 @@ def measure(runner, detector, chips, val: np.ndarray, roll: float, seed: int) ->
             boxed.append(box_crop(image, faces[0].box, spec))
             kept.append(int(i))
     if not kept:
-        raise SystemExit("the detector found no face in the held-out images")
+        raise ValueError("the detector found no face in the held-out images")
     targets = {k: v[kept] for k, v in chips.targets.items()}
     sets = [("aligned", np.stack(aligned)), ("box", np.stack(boxed))]
     if not roll:
@@ -96,8 +93,7 @@ def measure(runner, detector, chips, val: np.ndarray, roll: float, seed: int) ->
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(args: argparse.Namespace) -> int:
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices
     from edgeface.detector import FaceDetector
     from edgeface.fileio import write_json, write_text
@@ -107,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = open_runner(args.model, threads=args.threads)
     card = runner.card
     if card.task != "age":
-        raise SystemExit(f"{args.model} is a {card.task} model; this measurement needs an age model")
+        raise ValueError(f"{args.model} is a {card.task} model; this measurement needs an age model")
     spec = card.preprocess
     issues = DataIssues()
     chips = prepare_faces(load_samples("utkface", args.data, issues, label_space=card.label_space), spec, issues,
@@ -127,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "held_out": int(len(val)),
         "flip": False,
         "conditions": conditions,
-        "command": "python -m edgeface.bench.alignment_vs_boxcrop " + " ".join(shlex.quote(a) for a in (
-            argv if argv is not None else sys.argv[1:])),
+        "command": command_line(args, positional=("model",)),
         "machine": platform.machine(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -196,7 +191,3 @@ def plot(path: Path, report: dict) -> None:
     fig.suptitle(f"{report['model']} {report['input_size']} px: aligned vs DeepStream box crops")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

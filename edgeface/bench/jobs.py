@@ -81,7 +81,7 @@ def export_models(names: list[str], targets: list[str], work_dir: str | Path, in
     work_dir = Path(work_dir)
     calib = None
     if any(s.calibrated for t in targets if t in TARGETS for s in source_chain(t)):
-        from edgeface.bench.pipeline import write_synthetic_set
+        from edgeface.pipeline import write_synthetic_set
 
         calib = write_synthetic_set(work_dir / "calibration", 128, input_size)
     options = ConvertOptions(calib_images=128, progress=progress)

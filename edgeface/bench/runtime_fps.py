@@ -5,14 +5,13 @@ threaded :class:`~edgeface.runtime.video.VideoPipeline` (JSON records built, no 
 detection on every frame and every N frames. Models are untrained (speed does not depend on the weights);
 INT8 artifacts are calibrated on real face chips.
 
-    nice -n 10 python -m edgeface.bench.runtime_fps --out benchmarks/results
+    nice -n 10 edgeface experiment runtime-fps --out benchmarks/results
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,26 +19,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "utkface-dev" / "images"
-SHARED_YUNET = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "yunet_s_640_640.onnx"
+from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line, settings
+
 TARGETS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 GOALS = {"tinyagenet": 25.0, "thinagenet": 12.0}  # INT8, 3 faces
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="benchmarks/results", help="folder for runtime_fps.{json,md,png}")
-    p.add_argument("--models", nargs="+", default=["tinyagenet", "thinagenet"])
-    p.add_argument("--targets", nargs="+", default=list(TARGETS))
-    p.add_argument("--faces", nargs="+", type=int, default=[1, 3])
-    p.add_argument("--detect-every", nargs="+", type=int, default=[1, 3])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, threads_help="inference threads",
+                         data=(UTKFACE_CHIPS, "face chips (video faces and INT8 calibration)"),
+                         detector=(YUNET, "YuNet face detector ONNX"))
+    p = parser
+    p.add_argument("--models", nargs="+", default=["tinyagenet", "thinagenet"], help="age models (untrained)")
+    p.add_argument("--targets", nargs="+", default=list(TARGETS), help="torch and convert targets to measure")
+    p.add_argument("--faces", nargs="+", type=int, default=[1, 3], help="faces per generated video")
+    p.add_argument("--detect-every", nargs="+", type=int, default=[1, 3], help="detect every N frames")
     p.add_argument("--frames", type=int, default=150, help="frames per measurement")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--input-size", type=int, default=224)
-    p.add_argument("--data", default=str(SHARED_DATA), help="face chips (video faces and INT8 calibration)")
-    p.add_argument("--detector", default=str(SHARED_YUNET))
-    p.add_argument("--work", help="work folder (default: a temporary one)")
-    return p.parse_args(argv)
+    p.add_argument("--input-size", type=int, default=224, help="model input side (default 224)")
+    p.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
 
 
 def build_models(names: list[str], targets: list[str], data: Path, work: Path, input_size: int) -> dict:
@@ -95,7 +92,7 @@ def measure(model_path: Path, target: str, video: Path, detector: Path, detect_e
     return {"backend": backend, **summary}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from edgeface.bench.fingerprint import fingerprint, preflight_warnings
@@ -103,12 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgeface.faces import image_files
     from edgeface.fileio import write_json, write_text
 
-    args = parse_args(argv)
-    data, detector = Path(args.data), Path(args.detector)
+    data, detector = args.data, args.detector
     for path in (data, detector):
         if not path.exists():
-            print(f"runtime_fps: {path} not found (needs ../shared beside the project)", file=sys.stderr)
-            return 2
+            raise FileNotFoundError(f"{path} not found (needs ../shared beside the project)")
     machine = fingerprint()
     warnings = preflight_warnings(machine)
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     load_after = [round(v, 2) for v in os.getloadavg()]
     document = {
         "benchmark": "runtime_fps", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m edgeface.bench.runtime_fps " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line(args),
         "machine": machine, "warnings": warnings, "load_average_after": load_after,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("work",)}, "goals_int8_3faces": GOALS,
+        "settings": {k: v for k, v in settings(args).items() if k != "work"}, "goals_int8_3faces": GOALS,
         "rows": rows,
     }
-    out = Path(args.out)
+    out = args.out
     write_json(out / "runtime_fps.json", document)
     write_text(out / "runtime_fps.md", markdown(document))
     plot(out / "runtime_fps.png", rows)
@@ -210,7 +205,3 @@ def plot(path: Path, rows: list[dict]) -> None:
     ax.set_title("edgeface run pipeline FPS (blue: 1 face, orange: 3 faces; N = detect every N frames)")
     fig.tight_layout()
     save_figure(fig, path, dpi=120)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,14 +4,13 @@ A short generated video with real faces loops as the source (``VideoSource(loop=
 detected, inferred, tracked, drawn, written to an mp4 and a JSON-lines file (both discarded at the end).
 Memory must stay flat: the report gives RSS after warm-up and at the end, and the growth per 1,000 frames.
 
-    nice -n 10 python -m edgeface.bench.soak --out benchmarks/results
+    nice -n 10 edgeface experiment soak --out benchmarks/results
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeface.bench.runtime_fps import SHARED_DATA, SHARED_YUNET
+from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line, settings
 
 
 def rss_mib() -> float:
@@ -27,22 +26,19 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="benchmarks/results", help="folder for soak.{json,md,png}")
-    p.add_argument("--frames", type=int, default=10_000)
-    p.add_argument("--model", default="tinyagenet")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, threads_help="inference threads", data=(UTKFACE_CHIPS, "face chips for the video"),
+                         detector=(YUNET, "YuNet face detector ONNX"))
+    p = parser
+    p.add_argument("--frames", type=int, default=10_000, help="frames to run (default 10,000)")
+    p.add_argument("--model", default="tinyagenet", help="age model (untrained; default tinyagenet)")
     p.add_argument("--input-size", type=int, default=64, help="small input: the soak is about memory, not speed")
-    p.add_argument("--size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
+    p.add_argument("--size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"), help="video frame size")
     p.add_argument("--sample-every", type=int, default=250, help="frames between RSS samples")
     p.add_argument("--warmup-frames", type=int, default=500, help="RSS 'start' is taken after these frames")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--data", default=str(SHARED_DATA))
-    p.add_argument("--detector", default=str(SHARED_YUNET))
-    return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from edgeface.bench.fingerprint import fingerprint
@@ -56,10 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from edgeface.runtime.tracker import IoUTracker
     from edgeface.runtime.video import VideoPipeline
 
-    args = parse_args(argv)
-    if not Path(args.data).exists() or not Path(args.detector).exists():
-        print("soak: ../shared data or detector not found", file=sys.stderr)
-        return 2
+    for path in (args.data, args.detector):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found (needs ../shared beside the project)")
     machine = fingerprint()
     samples: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     start = float(rss[after_warmup][0]) if after_warmup.any() else float(rss[0])
     document = {
         "benchmark": "soak", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": "python -m edgeface.bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line(args),
         "machine": machine, "load_average_after": [round(v, 2) for v in os.getloadavg()],
-        "settings": vars(args),
+        "settings": settings(args),
         "frames": stats.frames, "bad_frames": stats.bad_frames, "faces_seen": stats.faces, "fps": round(stats.fps, 2),
         "frames_written": written, "video_bytes": video_bytes,
         "rss_mib": {"before_models": round(rss_before_models, 1), "first_sample": round(float(rss[0]), 1),
@@ -108,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples": [[int(f), round(float(r), 2)] for f, r in zip(frames, rss, strict=True)],
         "stages": stats.summary()["stages"],
     }
-    out = Path(args.out)
+    out = args.out
     write_json(out / "soak.json", document)
     write_text(out / "soak.md", markdown(document))
     plot(out / "soak.png", frames, rss, args.warmup_frames)
@@ -153,7 +148,3 @@ def plot(path: Path, frames: np.ndarray, rss: np.ndarray, warmup: int) -> None:
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path, dpi=120)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

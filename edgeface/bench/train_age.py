@@ -4,9 +4,9 @@ Runs the same code as ``edgeface train`` / ``edgeface eval`` (``train_model`` th
 checkpoint through the torch Runner) on the seeded 80/20 split of ``../shared/data/utkface-dev`` with the
 ``utkface_cpu`` recipe (reduced input, short schedule), next to the predict-the-median baseline on the same
 split; and TinyAgeNet 5-fold on ``3dsk-attractiveness`` (YuNet-aligned; Pearson), next to predicting the
-training mean. Writes ``benchmarks/results/train_age.{json,md}`` and one learning-curve PNG per run.
+training mean. Writes ``train_age.{json,md}`` and one learning-curve PNG per run into ``--out``.
 
-    nice -n 10 python -m edgeface.bench.train_age            # about 25 minutes on a busy 2-core CPU
+    nice -n 10 edgeface experiment train-age            # about 25 minutes on a busy 2-core CPU
 """
 
 from __future__ import annotations
@@ -19,18 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.bench.experiments import YUNET, add_common_arguments
 from edgeface.bench.fingerprint import fingerprint
 from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
 from edgeface.fileio import cache_dir, write_json, write_text
 from edgeface.labels import expectation
 from edgeface.runtime import open_runner
 from edgeface.train.config import load_config
-from edgeface.train.evaluate import evaluate_runner
-from edgeface.train.tasks import regression_metrics
-from edgeface.train.trainer import train_model
-
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
 
 
 def run_dir(work: Path, name: str) -> Path:
@@ -41,6 +36,9 @@ def run_dir(work: Path, name: str) -> Path:
 
 def train_and_evaluate(overrides: dict, work: Path, name: str, results: Path) -> dict:
     """Train one configuration, evaluate best.pt on its validation split through the Runner, keep its curves."""
+    from edgeface.train.evaluate import evaluate_runner
+    from edgeface.train.trainer import train_model
+
     cfg = load_config("utkface_cpu", {**overrides, "out": str(run_dir(work, name))})
     start = time.perf_counter()
     best = train_model(cfg)
@@ -65,13 +63,19 @@ def train_and_evaluate(overrides: dict, work: Path, name: str, results: Path) ->
 
 
 def median_baseline(labels_train: np.ndarray, labels_val: np.ndarray) -> dict:
+    from edgeface.train.tasks import regression_metrics
+
     pred = np.full(len(labels_val), np.median(labels_train))
     return regression_metrics(pred, labels_val, cs_threshold=5.0, per_decade=False) | {"predict": float(pred[0])}
 
 
 def attractiveness_folds(data: Path, detector: Path, work: Path, results: Path, epochs: int, input_size: int,
-                         cache: Path, folds: int = 5) -> dict:
+                         cache: Path, threads: int, folds: int = 5) -> dict:
     """k-fold TinyAgeNet attractiveness on 3DSK; Pearson over the pooled out-of-fold predictions and per fold."""
+    from edgeface.train.evaluate import evaluate_runner
+    from edgeface.train.tasks import regression_metrics
+    from edgeface.train.trainer import train_model
+
     per_fold, pooled_pred, pooled_label, baseline_pred = [], [], [], []
     start = time.perf_counter()
     for fold in range(folds):
@@ -80,7 +84,7 @@ def attractiveness_folds(data: Path, detector: Path, work: Path, results: Path, 
             "model": "tinyagenet", "data": str(data / "labels.csv"), "label_col": "attractiveness_mean",
             "std_col": "attractiveness_std", "detector": str(detector), "input_size": input_size,
             "epochs": epochs, "batch_size": 16, "lr": 0.002, "lr_step": max(1, int(epochs * 0.7)),
-            "folds": folds, "fold": fold, "workers": 0, "threads": 1, "cache_dir": str(cache),
+            "folds": folds, "fold": fold, "workers": 0, "threads": threads, "cache_dir": str(cache),
             "out": str(run_dir(work, name)), "progress": False})
         best = train_model(cfg)
         with open_runner(best) as runner:
@@ -151,23 +155,26 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=SHARED / "data")
-    parser.add_argument("--detector", type=Path, default=SHARED / "models" / "yunet_s_640_640.onnx")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/edgeface-train-bench"))
-    parser.add_argument("--models", nargs="+", default=["tinyagenet", "thinagenet"])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, threads=1, threads_help="torch threads per run (the utkface_cpu recipe's)",
+                         data_dir=("data", "folder holding utkface-dev/ and 3dsk-attractiveness/"),
+                         detector=(YUNET, "YuNet face detector ONNX (aligns the 3DSK photos)"))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/edgeface-train-bench"),
+                        help="run folders and crop cache (default /tmp/edgeface-train-bench)")
+    parser.add_argument("--models", nargs="+", default=["tinyagenet", "thinagenet"], help="age models to train")
     parser.add_argument("--epochs", nargs="+", type=int, default=[16, 3],
-                        help="epochs per model (same order as --models), sized to a ~25 min budget; lr x0.1 at 75%")
-    parser.add_argument("--attr-epochs", type=int, default=8)
-    parser.add_argument("--skip-attractiveness", action="store_true")
+                        help="epochs per model (same order as --models), sized to a ~25 min budget; lr x0.1 at 75%%")
+    parser.add_argument("--attr-epochs", type=int, default=8, help="epochs per attractiveness fold (default 8)")
+    parser.add_argument("--skip-attractiveness", action="store_true", help="only the UTKFace age runs")
     parser.add_argument("--max-images", type=int, default=0, help="UTKFace subset (smoke runs only)")
-    args = parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
     utk = args.data_dir / "utkface-dev" / "images"
     if not utk.is_dir():
-        raise SystemExit(f"UTKFace dev data not found at {utk}")
+        raise FileNotFoundError(f"UTKFace dev data not found at {utk}")
     cache = args.work / "cache"
+    args.out.mkdir(parents=True, exist_ok=True)  # curves are copied there as each run ends
     report: dict = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "device": "", "load_average": [], "utkface": str(utk.relative_to(args.data_dir.parent))}
     fp = fingerprint()
@@ -176,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for model, epochs in zip(args.models, args.epochs, strict=True):
         run = train_and_evaluate({"model": model, "epochs": epochs, "lr_step": max(1, round(0.75 * epochs)),
-                                  "data": str(utk), "cache_dir": str(cache), "max_images": args.max_images},
-                                 args.work, model, args.results)
+                                  "data": str(utk), "cache_dir": str(cache), "max_images": args.max_images,
+                                  "threads": args.threads},
+                                 args.work, model, args.out)
         runs.append(run)
         print(f"{model}: val MAE {run['val']['mae']:.2f}, CS@5 {run['val']['cs@5']:.3f}, "
               f"{run['train_seconds'] / 60:.1f} min", flush=True)
@@ -187,13 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     report["age"] = {"runs": runs, "median_baseline": baseline}
     if not args.skip_attractiveness:
         report["attractiveness"] = attractiveness_folds(args.data_dir / "3dsk-attractiveness", args.detector,
-                                                        args.work, args.results, args.attr_epochs, 32, cache)
-    args.results.mkdir(parents=True, exist_ok=True)
-    write_json(args.results / "train_age.json", report)
-    write_text(args.results / "train_age.md", markdown(report))
+                                                        args.work, args.out, args.attr_epochs, 32, cache,
+                                                        args.threads)
+    write_json(args.out / "train_age.json", report)
+    write_text(args.out / "train_age.md", markdown(report))
     print(markdown(report))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """DMM-CNN on real faces: train on the CelebA dev set on this CPU, judge on held-out faces, ablate the method.
 
-    python -m edgeface.bench.train_attributes [--data ../shared/data/celeba-dev] [--input-size 48]
+    edgeface experiment train-attributes [--data ../shared/data/celeba-dev] [--input-size 48]
 
 A seeded split of the CelebA folder: ``--test`` faces for the reported figures, ``--val`` faces for
 model selection and threshold fitting, ``--train-images`` for training. The split is written as an
@@ -8,7 +8,7 @@ attributes CSV (``partition`` column, landmark columns) so training goes through
 reader, trainer (``train/configs/dmmcnn.yaml`` recipe, reduced input and epochs for the CPU budget)
 and evaluation path. Runs: the full method, then dynamic weights off and landmark task off (retrained
 with the same settings); adaptive thresholds off is the full model judged at 0.5 (no retraining).
-Writes ``benchmarks/results/train_attributes.{json,md,png}``; finished runs are reused when rerun.
+Writes ``train_attributes.{json,md,png}`` into ``--out``; finished runs are reused when rerun.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.bench.experiments import add_common_arguments
 from edgeface.fileio import atomic_path, cache_dir, write_json, write_text
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-dev"
 RUNS = {  # run name -> task_options switched off
     "full": {},
     "no_dynamic_weights": {"dynamic_weights": False},
@@ -32,23 +31,21 @@ RUNS = {  # run name -> task_options switched off
 }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="CelebA-format folder")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, threads_help="torch threads", data=("data/celeba-dev", "CelebA-format folder"))
+    p = parser
     p.add_argument("--input-size", type=int, default=32, help="reduced input side for the CPU budget (paper 224)")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--train-images", type=int, default=2000)
-    p.add_argument("--val", type=int, default=800)
-    p.add_argument("--test", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=2, help="epochs per run (default 2)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--train-images", type=int, default=2000, help="training faces (default 2000)")
+    p.add_argument("--val", type=int, default=800, help="validation faces: model selection, thresholds (default 800)")
+    p.add_argument("--test", type=int, default=1000, help="test faces for the reported figures (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--flip", action="store_true", help="test-time flip averaging (doubles inference; off by default)")
-    p.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)}")
-    p.add_argument("--work", default=str(REPO / "runs" / "bench_attributes"), help="run folders and crop cache")
-    p.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
-    return p.parse_args(argv)
+    p.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="runs to train (default all)")
+    p.add_argument("--work", type=Path, default=Path("runs/bench_attributes"),
+                   help="run folders and crop cache (default runs/bench_attributes)")
 
 
 def write_split(data: Path, work: Path, args: argparse.Namespace) -> tuple[Path, Path, dict]:
@@ -156,7 +153,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# DMM-CNN on CelebA dev faces (CPU)",
         "",
-        f"`python -m edgeface.bench.train_attributes` — {s['model']}, input {s['input_size']} px "
+        f"`edgeface experiment train-attributes` — {s['model']}, input {s['input_size']} px "
         f"(reduced from the paper's 224 for the CPU budget), {s['epochs']} epochs, batch {s['batch_size']}, "
         f"Adam lr {s['lr']}, test-time flip {'on' if s['flip'] else 'off'}, {s['threads']} torch threads on a shared "
         f"2-core CPU (with other jobs running). Seeded split (seed {s['seed']}) of "
@@ -180,17 +177,16 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    data = Path(args.data)
+def main(args: argparse.Namespace) -> int:
+    data = args.data
     if not data.is_dir():
-        raise SystemExit(f"CelebA dev data not found at {data} (clone the project with ../shared beside it)")
+        raise FileNotFoundError(f"CelebA dev data not found at {data} (clone the project with ../shared beside it)")
     import torch
 
     from edgeface.train.attributes import plot_attribute_bars
 
     torch.set_num_threads(args.threads)
-    work, results_dir = Path(args.work), Path(args.results)
+    work, results_dir = args.work, args.out
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     train_csv, test_csv, sizes = write_split(data, work, args)
@@ -201,9 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                   "split": sizes, "recipe": "train/configs/dmmcnn.yaml"},
         "runs": {},
     }
-    for name in args.runs.split(","):
-        if name not in RUNS:
-            raise SystemExit(f"unknown run {name!r}; choose from {', '.join(RUNS)}")
+    for name in args.runs:
         best, seconds = train_run(name, train_csv, work, args)
         results["runs"][name] = {"options_off": list(RUNS[name]), "train_seconds": round(seconds, 1),
                                  "test": evaluate(best, test_csv, work, args.flip)}
@@ -221,7 +215,3 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(curves, results_dir / "train_attributes_curves.png")
     print((results_dir / "train_attributes.md").read_text())
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,7 +5,7 @@ nvinfer normalises as ``net-scale-factor * (pixel - offsets)`` in ``model-color-
 exact: scale = 1 / std, offsets = mean. nvinfer hands the raw output tensors to the pipeline
 (``network-type=100``, ``output-tensor-meta=1``); :mod:`edgeface.deepstream_probe` decodes them with the
 same code as every other runtime. nvinfer crops the detector box without landmark alignment: the README
-written here quotes the measured accuracy cost (``benchmarks/alignment_vs_boxcrop.py``).
+written here quotes the measured accuracy cost (``edgeface experiment alignment-vs-boxcrop``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def box_crop_paragraph(result: dict | None) -> str:
     """The measured accuracy cost of box crops (one line per head-roll condition), or how to measure it."""
     if result is None:
         return ("No alignment-vs-box-crop measurement was found. Measure it for your model with\n"
-                "`python -m edgeface.bench.alignment_vs_boxcrop CHECKPOINT --data UTKFACE_DIR "
+                "`edgeface experiment alignment-vs-boxcrop CHECKPOINT --data UTKFACE_DIR "
                 "--detector YUNET.onnx --out RESULTS_DIR`.\n")
     lines = [f"Measured with {result['model']} at {result['input_size']} px ({result['artifact']}) on held-out "
              f"{result['dataset']} faces, each turned by a random head roll within the stated range:", ""]

@@ -1,0 +1,87 @@
+"""``edgeface experiment NAME``: the measured experiments behind the README's figures, one subcommand each.
+
+One convention for all of them: results go to ``--out`` (default ``benchmarks/results``, relative to where the
+command runs) as ``<name>.{json,md,png}``; real-data paths default to the ``../shared`` folder beside the checkout
+where it exists (and are required otherwise); ``--threads`` sets the CPU threads. Each experiment module has
+``add_arguments(parser)`` and ``main(args)`` like every other command, and imports torch only inside ``main``.
+
+They are not ``edgeface bench`` subcommands because bench takes model names and folders as positional inputs,
+and an experiment's name could be a folder's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+from pathlib import Path
+
+from edgeface.cli import add_debug_argument
+
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "train-age": ("edgeface.bench.train_age", "TinyAgeNet / ThinAgeNet on UTKFace and attractiveness on 3DSK"),
+    "train-attributes": ("edgeface.bench.train_attributes", "DMM-CNN on CelebA dev with the method's ablations"),
+    "runtime-fps": ("edgeface.bench.runtime_fps", "end-to-end FPS of the video runtime per backend and precision"),
+    "soak": ("edgeface.bench.soak", "10,000 frames through the video pipeline with resident memory sampled"),
+    "alignment-vs-boxcrop": ("edgeface.bench.alignment_vs_boxcrop",
+                             "accuracy cost of DeepStream-style box crops vs 5-point aligned crops"),
+    "age-sweep": ("edgeface.bench.age_sweep", "age accuracy vs INT8 drift vs batch-1 latency across input sizes"),
+}
+RESULTS = Path("benchmarks/results")
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # real face data and models beside the checkout
+YUNET = "models/yunet_s_640_640.onnx"  # paths under SHARED the experiments default to
+UTKFACE_CHIPS = "data/utkface-dev/images"
+NOT_SETTINGS = ("command", "experiment", "debug")  # parser bookkeeping, not an experiment's settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    for name, (module_name, help_text) in EXPERIMENTS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=help_text, description=module.__doc__.split("\n\n")[0])
+        module.add_arguments(cmd)
+        add_debug_argument(cmd)
+        cmd.set_defaults(_experiment=module.main)
+
+
+def main(args: argparse.Namespace) -> int:
+    return int(args._experiment(args) or 0)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, threads: int = 2, threads_help: str = "CPU threads",
+                         **shared: tuple[str, str]) -> None:
+    """``--out`` and ``--threads``, plus one path flag per ``shared`` item (``name=(path under ../shared, help)``)
+    that defaults to that path when it exists and is required otherwise."""
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
+    parser.add_argument("--threads", type=int, default=threads, help=f"{threads_help} (default {threads})")
+    for name, (relative, help_text) in shared.items():
+        default = SHARED / relative
+        present = default.exists()
+        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, default=default if present else None,
+                            required=not present, help=f"{help_text} (default ../shared/{relative} where present)")
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """An experiment's settings as given or defaulted, JSON-ready (paths as text), for its results file."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+            if not k.startswith("_") and k not in NOT_SETTINGS}
+
+
+def command_line(args: argparse.Namespace, positional: tuple[str, ...] = ()) -> str:
+    """The ``edgeface experiment`` command that repeats this run with every setting spelled out (each flag's dest
+    is its name, and switches are store_true, so a setting maps back to its flag)."""
+    words = ["edgeface", "experiment", args.experiment]
+    for name in positional:
+        value = getattr(args, name)
+        words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    for key, value in settings(args).items():
+        if key in positional or value is None or value is False:
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, (list, tuple)):
+            words += [flag, *(str(v) for v in value)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
