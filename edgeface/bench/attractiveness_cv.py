@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.bench.experiments import YUNET, add_common_arguments, command_line
 from edgeface.fileio import save_figure, write_json, write_text
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def fold_config(args: argparse.Namespace, model: str, input_size: int, fold: int):
@@ -114,16 +113,13 @@ def plot(report: dict, path: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", type=Path, required=True, help="edgeface checkpoint to fine-tune from (age model)")
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "3dsk-attractiveness",
-                        help="3DSK folder with labels.csv (default ../shared/data/3dsk-attractiveness)")
-    parser.add_argument("--detector", type=Path, default=SHARED / "models" / "yunet_s_640_640.onnx",
-                        help="YuNet ONNX for detection + alignment")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--lr", type=float, default=0.001)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
+    add_common_arguments(parser, threads=1, threads_help="torch threads while training",
+                         data=("data/3dsk-attractiveness", "3DSK folder with labels.csv"),
+                         detector=(YUNET, "YuNet ONNX for detection + alignment"))
+    parser.add_argument("--epochs", type=int, default=15, help="epochs per fold (cosine schedule)")
+    parser.add_argument("--lr", type=float, default=0.001, help="Adam learning rate")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     parser.add_argument("--work", type=Path, default=Path("runs/attractiveness_cv"), help="fold runs (reused)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for attractiveness_cv.*")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -133,8 +129,7 @@ def main(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{what} not found: {path}")
     report = run_folds(args)
     report["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    report["command"] = (f"edgeface experiment attractiveness-cv --init {args.init.name} --epochs {args.epochs} "
-                         f"--lr {args.lr} --folds {args.folds}")
+    report["command"] = command_line(args)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "attractiveness_cv.json", report)
     write_text(args.out / "attractiveness_cv.md", markdown(report))
@@ -142,8 +137,3 @@ def main(args: argparse.Namespace) -> int:
     print(markdown(report))
     return 0
 
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    raise SystemExit(main(parser.parse_args()))
