@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--train-images", type=int, default=2000, help="training faces (default 2000)")
     p.add_argument("--val", type=int, default=800, help="validation faces: model selection, thresholds (default 800)")
     p.add_argument("--test", type=int, default=1000, help="test faces for the reported figures (default 1000)")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="learning rate: constant (the committed 2-epoch runs) or cosine to zero with 1 warm-up epoch")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--flip", action="store_true", help="test-time flip averaging (doubles inference; off by default)")
     p.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="runs to train (default all)")
@@ -93,6 +95,7 @@ def train_run(name: str, train_csv: Path, work: Path, args: argparse.Namespace) 
     cfg = load_config("dmmcnn", {
         "data": str(train_csv), "format": "attributes-csv", "input_size": args.input_size,
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "lr_step": max(args.epochs, 1) * 10,
+        **({"schedule": "cosine", "warmup_epochs": 1} if args.schedule == "cosine" else {}),
         "seed": args.seed, "out": str(out), "cache_dir": str(work / "cache"), "workers": 0,
         "threads": args.threads, "resume": (out / "last.pt").is_file(), "val_flip": args.flip,
     })
