@@ -22,7 +22,7 @@ from edgeface.fileio import save_figure, write_json, write_text
 
 
 def fold_config(args: argparse.Namespace, model: str, input_size: int, fold: int):
-    from edgeface.train.trainer import load_config
+    from edgeface.train.config import load_config
 
     out = args.work / f"fold{fold}"
     return load_config("dldl_attractiveness", {
