@@ -29,8 +29,9 @@ ISA_FLAGS = {  # reported name -> /proc/cpuinfo flags meaning it (any of)
 VNNI = ("avx512_vnni", "avx_vnni", "amx")  # ISA_FLAGS names with 8-bit dot-product instructions
 LIBRARIES = ("numpy", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf", "tensorrt",
              "opencv-python-headless")
-# L4T major.minor -> JetPack release, NVIDIA's published pairs. JetPack 6.1 (L4T 36.4.0) and 6.2 (36.4.3)
-# share one entry: both ship TensorRT 10.3, so an engine built on one runs on the other.
+# L4T major.minor -> JetPack release, NVIDIA's published pairs. JetPack 6.1 (L4T 36.4.0), 6.2 (36.4.3) and
+# 6.2.1 (36.4.4) share one entry: all ship TensorRT 10.3, so an engine built on one runs on the others.
+# JetPack 7 (L4T 38.x, Jetson Thor and Orin, CUDA 13): 7.0 = L4T 38.2, 7.1 = L4T 38.4.
 JETPACK = {
     "32.7": "4.6.x", "34.1": "5.0", "35.1": "5.0.2", "35.2": "5.1", "35.3": "5.1.1", "35.4": "5.1.2",
     "35.5": "5.1.3", "35.6": "5.1.4", "36.2": "6.0 DP", "36.3": "6.0", "36.4": "6.1/6.2", "38.2": "7.0",
@@ -205,8 +206,44 @@ def parse_tegra_release(text: str) -> dict:
 
 
 def jetson_facts(root: str | Path = "/") -> dict:
-    """{"l4t", "jetpack"} of this Jetson, {} elsewhere: what a TensorRT build records and DLA requires."""
-    return parse_tegra_release(_read(Path(root) / "etc/nv_tegra_release"))
+    """{"l4t", "jetpack", "model"} of this Jetson, {} elsewhere: what a TensorRT build records and DLA requires."""
+    facts = parse_tegra_release(_read(Path(root) / "etc/nv_tegra_release"))
+    model = _read(Path(root) / "proc/device-tree/model").strip("\x00\n ")
+    if facts and model:
+        facts["model"] = model
+    return facts
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"10.3.0.30"`` -> (10, 3, 0, 30); non-numeric parts end the tuple (``"7.0 DP"`` -> (7, 0))."""
+    parts = []
+    for piece in re.split(r"[.\s]", text.strip()):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts)
+
+
+def dla_unavailable(trt_version: str, jetson: dict) -> str | None:
+    """Why TensorRT cannot build for the DLA here, or None when it can, as NVIDIA documents it:
+    TensorRT 10.0-10.7 on Jetson (10.7 was the last 10.x with DLA; JetPack 6 ships 10.3), none in 11.0-11.4.0,
+    and from 11.4.1 on Jetson AGX Orin with JetPack 7.2.2 or later (Jetson Thor has no DLA)."""
+    if not jetson:
+        return "DLA needs an NVIDIA Jetson (no /etc/nv_tegra_release here)"
+    trt = _version(trt_version)
+    model = jetson.get("model", "")
+    if "thor" in model.lower():
+        return f"{model} has no DLA"
+    if trt[:1] == (10,):
+        return None if trt[:2] <= (10, 7) else f"TensorRT {trt_version} has no DLA (10.7 was the last 10.x with it)"
+    if trt < (11, 4, 1):
+        return f"TensorRT {trt_version} has no DLA on Jetson (restored in 11.4.1 for AGX Orin on JetPack 7.2.2+)"
+    if model and "agx orin" not in model.lower():
+        return f"TensorRT {trt_version} supports DLA on Jetson AGX Orin only; this is {model}"
+    jetpack = jetson.get("jetpack", "unknown")
+    if jetpack != "unknown" and _version(jetpack.split("/")[-1]) < (7, 2, 2):
+        return f"TensorRT {trt_version} supports DLA with JetPack 7.2.2 or later; this is JetPack {jetpack}"
+    return None
 
 
 def parse_nvpmodel(text: str) -> dict:

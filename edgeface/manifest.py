@@ -25,14 +25,21 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def new_manifest(card: ModelCard, checkpoint: str | Path | None, checkpoint_sha256: str | None) -> dict:
-    """An empty manifest for one model (artifacts are added with :func:`artifact_entry`)."""
+def new_manifest(card: ModelCard, source: str | Path | None, source_sha256: str | None,
+                 kind: str = "checkpoint") -> dict:
+    """An empty manifest for one model (artifacts are added with :func:`artifact_entry`).
+
+    The source (a checkpoint, or an ONNX file for a convert from ONNX) is recorded by file name and sha256:
+    a folder is copied between machines, so a path of the machine that built it would only mislead.
+    """
+    if kind not in ("checkpoint", "onnx"):
+        raise ValueError(f"source kind must be checkpoint or onnx, got {kind!r}")
     return {
         "format": MANIFEST_FORMAT,
         "edgeface_version": __version__,
         "created": utc_now(),
         "card": card.to_dict(),
-        "source": {"checkpoint": str(checkpoint) if checkpoint else None, "sha256": checkpoint_sha256},
+        "source": {kind: Path(source).name if source else None, "sha256": source_sha256},
         "artifacts": {},
     }
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from convert_helpers import SPEC, converted, real_crops, tiny_checkpoint
 
-from edgeface.convert.tensorrt_build import BatchProfile, check_dla, network_flags
+from edgeface.convert.tensorrt_build import BatchProfile, check_dla, network_flags, trtexec_command
 from edgeface.device import tensorrt_unavailable
 from edgeface.preprocess import to_input
 from edgeface.runtime.base import open_runner
@@ -125,9 +125,23 @@ def test_tensorrt_build_planning_without_tensorrt():
     check_dla(None, "11.0.0", {})
     with pytest.raises(ValueError, match="needs an NVIDIA Jetson"):
         check_dla(0, "10.3.0", {})
-    with pytest.raises(ValueError, match="TensorRT 10 on Jetson"):
-        check_dla(0, "11.0.0", {"l4t": "36.4.0"})
-    check_dla(1, "10.3.0", {"l4t": "36.4.0"})
+    jp6 = {"l4t": "36.4.3", "jetpack": "6.1/6.2", "model": "NVIDIA Jetson AGX Orin Developer Kit"}
+    check_dla(1, "10.3.0", jp6)  # JetPack 6's TensorRT
+    for version, jetson, why in (("10.8.0", jp6, "10.7 was the last"), ("11.0.0", jp6, "restored in 11.4.1"),
+                                 ("11.4.1", jp6, "JetPack 7.2.2 or later"),
+                                 ("11.4.1", {**jp6, "jetpack": "unknown", "model": "NVIDIA Jetson Orin Nano"},
+                                  "AGX Orin only"),
+                                 ("11.4.1", {**jp6, "jetpack": "7.0", "model": "NVIDIA Jetson AGX Thor"}, "no DLA")):
+        with pytest.raises(ValueError, match=why):
+            check_dla(0, version, jetson)
+    check_dla(0, "11.4.1", {**jp6, "l4t": "38.9.0", "jetpack": "unknown"})  # a JetPack newer than the table
+    with pytest.raises(ValueError, match="0 or 1"):
+        check_dla(2, "10.3.0", jp6)
+    command = trtexec_command("model.fp16.onnx", "model.fp16.engine", 64, BatchProfile(1, 4, 16), 512, 0)
+    assert command == ("trtexec --onnx=model.fp16.onnx --stronglyTyped --minShapes=input:1x3x64x64 "
+                       "--optShapes=input:4x3x64x64 --maxShapes=input:16x3x64x64 --memPoolSize=workspace:512M "
+                       "--saveEngine=model.fp16.engine --useDLACore=0 --allowGPUFallback")
+    assert "--stronglyTyped" not in trtexec_command("a.onnx", "a.engine", 64, BatchProfile(), trt_version="11.4.1")
     fake_trt = SimpleNamespace(NetworkDefinitionCreationFlag=SimpleNamespace(STRONGLY_TYPED=2))
     assert network_flags(fake_trt, "10.8.0") == 1 << 2
     assert network_flags(fake_trt, "11.0.0") == 0

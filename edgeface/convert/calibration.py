@@ -15,6 +15,7 @@ import numpy as np
 
 from edgeface.faces import NoFaceError, face_crop, image_files, read_image
 from edgeface.preprocess import PreprocessSpec
+from edgeface.progress import progress as progress_bar
 
 DEFAULT_IMAGES = 512
 MIN_FACES = 100
@@ -32,14 +33,12 @@ def load_crops(folder: str | Path, spec: PreprocessSpec, limit: int = DEFAULT_IM
                detector: str | Path | None = None, min_faces: int = MIN_FACES,
                progress: bool = True) -> tuple[np.ndarray, list[Path]]:
     """(uint8 crops N x S x S x 3, their files) from up to ``limit`` images of ``folder``."""
-    from tqdm import tqdm
-
     from edgeface.detector import FaceDetector
 
     face_detector = FaceDetector(detector) if detector else None
     crops, used = [], []
     files = select_files(image_files(folder), limit)
-    for path in tqdm(files, desc="calibration faces", unit="img", disable=not progress, leave=False):
+    for path in progress_bar(files, "calibration faces", progress, unit="img", leave=False):
         try:
             crops.append(face_crop(read_image(path), spec, detector=face_detector))
         except (NoFaceError, ValueError):

@@ -1,4 +1,5 @@
-"""``edgeface convert``: checkpoint -> ONNX / OpenVINO / TensorRT artifacts + manifest, with a drift gate."""
+"""``edgeface convert``: checkpoint (or a convert folder's ONNX graphs) -> ONNX / OpenVINO / TensorRT artifacts +
+manifest, with a drift gate. From a folder or an ONNX file nothing imports torch: that is the on-board path."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from edgeface.targets import TARGETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="edgeface checkpoint (.pt) from edgeface train")
+    parser.add_argument("checkpoint", metavar="SOURCE",
+                        help="edgeface checkpoint (.pt) from edgeface train; or a convert folder / an ONNX file "
+                             "carrying the edgeface card, to build TensorRT / OpenVINO targets from its ONNX graphs "
+                             "without torch (the folder's manifest gains them)")
     parser.add_argument("--to", default="all", help=f"comma-separated targets or all (default): {', '.join(TARGETS)}")
     parser.add_argument("--calib", help="calibration images folder (needed for int8 targets)")
     parser.add_argument("--eval", dest="eval_data", help="labelled eval data: drift of every artifact vs PyTorch")
-    parser.add_argument("--out", required=True, help="output folder (replaced as a whole when the convert succeeds)")
+    parser.add_argument("--out", help="output folder, replaced as a whole when the convert succeeds (required for a "
+                                      "checkpoint or ONNX file; a convert folder is updated in place by default)")
     g = parser.add_argument_group("calibration")
     g.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     g.add_argument("--calib-images", type=int, default=512, help="images used for calibration (default 512)")
@@ -31,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxsim")
     g.add_argument("--batch-profile", default="1,1,16", help="TensorRT profile MIN,OPT,MAX batch (default 1,1,16)")
     g.add_argument("--workspace-mib", type=int, default=1024, help="TensorRT workspace limit in MiB")
-    g.add_argument("--dla-core", type=int, help="build the TensorRT engines for this DLA core (Jetson, TensorRT 10)")
+    g.add_argument("--dla-core", type=int, help="build the TensorRT engines for this DLA core (Jetson: TensorRT 10.0-10.7, or "
+                   "11.4.1+ on AGX Orin with JetPack 7.2.2+)")
     g.add_argument("--cache-dir", help="cache root: faces/, calibration/ and tensorrt/ under it (default "
                    "$EDGEFACE_CACHE, else $XDG_CACHE_HOME/edgeface, else ~/.cache/edgeface)")
     g.add_argument("--threads", type=int, default=2, help="CPU threads for export and evaluation")
@@ -39,10 +45,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint, failed_targets
+    from edgeface.convert.pipeline import (
+        ConvertOptions,
+        convert_checkpoint,
+        convert_source,
+        failed_targets,
+        is_onnx_source,
+    )
     from edgeface.convert.tensorrt_build import BatchProfile
 
-    BatchProfile.parse(args.batch_profile)  # a bad profile is bad input, before any work
+    profile = BatchProfile.parse(args.batch_profile)  # a bad profile is bad input, before any work
+    from_onnx = is_onnx_source(args.checkpoint)
+    if not from_onnx and not args.out:
+        raise ValueError("--out FOLDER is required when converting a checkpoint")
+    for flag, value, least in (("--calib-images", args.calib_images, 1), ("--threads", args.threads, 1),
+                               ("--workspace-mib", args.workspace_mib, 1), ("--eval-images", args.eval_images, 1)):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be at least {least}, got {value}")
     options = ConvertOptions(
         opset=args.opset, simplify=args.simplify, calib_method=args.calib_method, calib_images=args.calib_images,
         detector=args.detector, batch_profile=args.batch_profile, workspace_mib=args.workspace_mib,
@@ -54,9 +73,37 @@ def main(args: argparse.Namespace) -> int:
         options.gates["mae"] = {"fp32": args.gate_mae[0], "fp16": args.gate_mae[0], "int8": args.gate_mae[1]}
     if args.gate_accuracy is not None:
         options.gates["mean_accuracy"] = args.gate_accuracy
-    manifest = convert_checkpoint(args.checkpoint, args.to, args.calib, args.eval_data, args.out, options)
-    print(format_report(manifest, args.out))
+    convert = convert_source if from_onnx else convert_checkpoint
+    out = args.out or args.checkpoint
+    manifest = convert(args.checkpoint, args.to, args.calib, args.eval_data, out, options)
+    print(format_report(manifest, str(out)))
+    for line in trtexec_lines(manifest, str(out), profile, args.workspace_mib, args.dla_core):
+        print(line)
     return 1 if failed_targets(manifest) else 0
+
+
+def trtexec_lines(manifest: dict, out_dir: str, profile, workspace_mib: int, dla_core: int | None) -> list[str]:
+    """The trtexec equivalent of every engine target in the manifest (built, failed or skipped here), so an
+    engine can be built with NVIDIA's own tool and added with ``edgeface register``."""
+    import shlex
+
+    from edgeface.convert.tensorrt_build import trtexec_command
+    from edgeface.targets import TARGETS
+
+    size = manifest["card"]["preprocess"]["input_size"]
+    lines = []
+    for name, entry in manifest["artifacts"].items():
+        spec = TARGETS[name]
+        if spec.format != "tensorrt":
+            continue
+        trt_version = (entry.get("build_device") or {}).get("tensorrt")
+        command = trtexec_command(TARGETS[spec.source].file, spec.file, size, profile, workspace_mib, dla_core,
+                                  trt_version)
+        if not lines:
+            lines.append("trtexec equivalents (TensorRT 10; TensorRT 11 networks are always strongly typed, "
+                         "so drop --stronglyTyped there):")
+        lines.append(f"  {name}: cd {shlex.quote(out_dir)} && {command}")
+    return lines
 
 
 def format_report(manifest: dict, out_dir: str) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgeface import __version__
 from edgeface.card import CARD_KEY, INPUT_NAME, ModelCard
+from edgeface.convert.metadata import strip_tool_metadata
 from edgeface.fileio import atomic_path
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def export_onnx(model, card: ModelCard, path: str | Path, sample: np.ndarray, op
         if simplify:
             graph, notes["note"] = _simplify(graph, sample, reference, tolerance)
             notes["simplified"] = not notes["note"]
+        strip_tool_metadata(graph)
         set_metadata(graph, card)
         onnx.checker.check_model(graph)
         onnx.save(graph, str(tmp))

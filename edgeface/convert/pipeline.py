@@ -1,4 +1,5 @@
-"""``convert_checkpoint``: one checkpoint -> every requested target in one folder, with manifest and drift gate.
+"""``convert_checkpoint``: one checkpoint -> every requested target in one folder, with manifest and drift gate;
+``convert_source``: the same from a convert folder's ONNX graphs (or one ONNX file), without torch.
 
 Everything is built into a temporary folder beside ``out_dir`` and swapped in at the end, so an
 interrupted or failed-input convert leaves the previous contents of ``out_dir`` intact.
@@ -7,6 +8,8 @@ interrupted or failed-input convert leaves the previous contents of ``out_dir`` 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from edgeface.card import ModelCard
+from edgeface.card import CARD_KEY, ModelCard
+from edgeface.convert.metadata import strip_tool_metadata_file
 from edgeface.device import host_facts, library_versions
+from edgeface.errors import BackendUnavailable
 from edgeface.fileio import atomic_dir, cache_dir, sha256_file
-from edgeface.manifest import artifact_entry, new_manifest, write_manifest
-from edgeface.targets import FORMAT_TOOLS, TARGETS, Target, source_chain
+from edgeface.manifest import (
+    MANIFEST_NAME,
+    artifact_entry,
+    load_manifest,
+    manifest_card,
+    new_manifest,
+    write_manifest,
+)
+from edgeface.progress import progress as progress_bar
+from edgeface.targets import FORMAT_TOOLS, TARGETS, Target, target
 
 DEFAULT_GATES = {"mae": {"fp32": 0.02, "fp16": 0.02, "int8": 0.15}, "mean_accuracy": 0.5}
 
@@ -80,33 +93,49 @@ def _requirement_missing(requirement: str) -> str | None:
     return None
 
 
-def target_availability() -> dict[str, str | None]:
-    """target -> None if this machine can build it, else the reason it cannot (its sources' needs first)."""
+def build_chain(name: str, built: frozenset[str] | set[str] = frozenset()) -> list[Target]:
+    """What building ``name`` builds, itself first: its source chain up to the first source already ``built``."""
+    chain = [target(name)]
+    while chain[-1].source is not None and chain[-1].source not in built:
+        chain.append(target(chain[-1].source))
+    return chain
+
+
+def target_availability(built: frozenset[str] | set[str] = frozenset()) -> dict[str, str | None]:
+    """target -> None if this machine can build it, else the reason it cannot (its sources' needs first).
+
+    Sources in ``built`` (the artifacts a convert folder already holds) are taken as they are, so their
+    needs do not count: a folder with ``model.onnx`` builds OpenVINO IR without torch.
+    """
     missing = {r: _requirement_missing(r) for t in TARGETS.values() for r in t.requires}
-    return {name: next((missing[r] for t in reversed(source_chain(name)) for r in t.requires if missing[r]), None)
-            for name in TARGETS}
+    return {name: next((missing[r] for t in reversed(build_chain(name, built)) for r in t.requires if missing[r]),
+                       None) for name in TARGETS}
 
 
-def plan_targets(requested: str | list[str], unavailable: dict[str, str | None]) -> tuple[list[str], dict[str, str]]:
+def plan_targets(requested: str | list[str], unavailable: dict[str, str | None],
+                 built: frozenset[str] | set[str] = frozenset()) -> tuple[list[str], dict[str, str]]:
     """(targets to build in build order, {skipped target: reason}).
 
-    ``"all"`` builds what can be built and skips the rest; a named target that cannot be built is an
-    error naming the reason. Sources (onnx for everything, onnx-int8 for trt-int8...) are added.
+    ``"all"`` builds what can be built and skips the rest (from a convert folder: what it does not hold yet);
+    a named target that cannot be built is an error naming the reason. Sources not in ``built`` (onnx for
+    everything, onnx-int8 for trt-int8...) are added.
     """
-    names = list(TARGETS) if requested in ("all", ["all"]) else (
+    everything = requested in ("all", ["all"])
+    names = list(TARGETS) if everything else (
         [t.strip() for t in requested.split(",") if t.strip()] if isinstance(requested, str) else list(requested))
     for name in names:
         if name not in TARGETS:
             raise ValueError(f"unknown target {name!r}; known: all, {', '.join(TARGETS)}")
-    if requested in ("all", ["all"]):
-        skipped = {t: reason for t, reason in unavailable.items() if reason}
+    if everything:
+        names = [t for t in names if t not in built]
+        skipped = {t: reason for t, reason in unavailable.items() if reason and t in names}
         names = [t for t in names if t not in skipped]
     else:
         skipped = {}
         for name in names:
             if unavailable.get(name):
                 raise ValueError(f"cannot build {name} here: {unavailable[name]}")
-    wanted = {t.name for name in names for t in source_chain(name)}
+    wanted = {t.name for name in names for t in build_chain(name, built)}
     return [t for t in TARGETS if t in wanted], skipped
 
 
@@ -142,28 +171,14 @@ def _summary(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, int | float | str)}
 
 
-def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all", calib: str | Path | None = None,
-                       eval_data: str | Path | None = None, out_dir: str | Path = "convert-out",
-                       options: ConvertOptions | None = None) -> dict:
-    """Build ``targets`` from ``checkpoint`` into ``out_dir``; returns the manifest written there.
+def _inputs(card: ModelCard, build: list[str], calib, eval_data, options: ConvertOptions):
+    """(calibration inputs, their hash, eval FaceSet, sample batch) for the targets in ``build``.
 
-    Raises ValueError / FileNotFoundError for bad input before anything is written. Artifacts that fail to
-    build or breach a drift gate are kept with status "failed" (callers decide the exit code: see
-    :func:`failed_targets`); with ``allow_drift`` a gate breach is recorded but the status stays ok.
-    """
-    import torch
-
+    The sample is what every graph rewrite is checked on: eval faces, else calibration faces, else a fixed
+    pseudo-random batch."""
     from edgeface.convert.calibration import crops_sha256, load_crops
-    from edgeface.models.checkpoint import load_checkpoint
     from edgeface.preprocess import to_input
 
-    options = options or ConvertOptions()
-    torch.set_num_threads(options.threads)
-    model, card, _ = load_checkpoint(checkpoint)
-    build, skipped = plan_targets(targets, target_availability())
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} exists and is not a folder")
     spec = card.preprocess
     calib_x, data_sha = None, None
     if any(TARGETS[t].calibrated for t in build):
@@ -177,16 +192,129 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
         sample = to_input(faces.crops[:8], spec)
     elif calib_x is not None:
         sample = calib_x[:8]
-    else:  # no faces given: the graph checks run on a fixed pseudo-random batch
+    else:
         sample = np.random.default_rng(0).standard_normal((4, 3, spec.input_size, spec.input_size)).astype(np.float32)
+    return calib_x, data_sha, faces, sample
 
-    manifest = new_manifest(card, Path(checkpoint).resolve(), sha256_file(checkpoint))
+
+def _check_out(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} exists and is not a folder")
+
+
+def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all", calib: str | Path | None = None,
+                       eval_data: str | Path | None = None, out_dir: str | Path = "convert-out",
+                       options: ConvertOptions | None = None) -> dict:
+    """Build ``targets`` from ``checkpoint`` into ``out_dir``; returns the manifest written there.
+
+    Raises ValueError / FileNotFoundError for bad input before anything is written. Artifacts that fail to
+    build or breach a drift gate are kept with status "failed" (callers decide the exit code: see
+    :func:`failed_targets`); with ``allow_drift`` a gate breach is recorded but the status stays ok.
+    """
+    import torch
+
+    from edgeface.models.checkpoint import load_checkpoint
+
+    options = options or ConvertOptions()
+    torch.set_num_threads(options.threads)
+    model, card, _ = load_checkpoint(checkpoint)
+    build, skipped = plan_targets(targets, target_availability())
+    out_dir = Path(out_dir)
+    _check_out(out_dir)
+    calib_x, data_sha, faces, sample = _inputs(card, build, calib, eval_data, options)
+
+    manifest = new_manifest(card, Path(checkpoint).name, sha256_file(checkpoint))
     with atomic_dir(out_dir) as work:
         notes = _build_all(model, card, build, work, sample, calib_x, data_sha, options, manifest)
         for name, reason in skipped.items():
             manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
         write_manifest(work, manifest)
-        _measure_drift(checkpoint, card, manifest, work, faces, sample, calib_x is not None, options)
+        _measure_drift(checkpoint, "checkpoint", card, manifest, work, faces, sample, calib_x is not None, options,
+                       build)
+        for name, note in notes.items():
+            manifest["artifacts"][name]["notes"] = note
+        write_manifest(work, manifest)
+    return manifest
+
+
+def is_onnx_source(path: str | Path) -> bool:
+    """Whether ``path`` is what :func:`convert_source` takes: a convert folder or an ``.onnx`` file."""
+    path = Path(path)
+    return (path / MANIFEST_NAME).is_file() if path.is_dir() else path.suffix.lower() == ".onnx"
+
+
+def _onnx_card(path: Path) -> ModelCard:
+    """The card an edgeface ONNX export carries in metadata_props (ValueError naming the key otherwise)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError and friends for a file that is not ONNX
+        raise ValueError(f"cannot read ONNX file {path}: {str(e).strip().splitlines()[0]}") from e
+    props = {p.key: p.value for p in model.metadata_props}
+    if CARD_KEY not in props:
+        raise ValueError(f"{path} carries no {CARD_KEY!r} in metadata_props: export it with edgeface convert")
+    return ModelCard.from_json(props[CARD_KEY])
+
+
+def convert_source(source: str | Path, targets: str | list[str] = "all", calib: str | Path | None = None,
+                   eval_data: str | Path | None = None, out_dir: str | Path | None = None,
+                   options: ConvertOptions | None = None) -> dict:
+    """Build ``targets`` from the ONNX graphs of a convert folder (or one ONNX file carrying the card).
+
+    This is the path for a board with only the runtime extras: no torch and no checkpoint. The folder's
+    artifacts are kept and serve as sources (``model.fp16.onnx`` for trt-fp16, ``model.int8.onnx`` for
+    trt-int8, ``model.onnx`` for OpenVINO); the new ones join its manifest, with drift measured against the
+    FP32 ONNX graph. ``out_dir`` defaults to the folder itself, replaced only when the whole run finished.
+    """
+    source = Path(source)
+    options = options or ConvertOptions()
+    if source.is_dir():
+        manifest = load_manifest(source)
+        card = manifest_card(manifest)
+        built = {n for n, e in manifest["artifacts"].items() if e["status"] == "ok" and (source / e["file"]).is_file()}
+        if "onnx" not in built:
+            raise ValueError(f"{source} holds no built model.onnx to build from")
+        out_dir = Path(out_dir) if out_dir else source
+    elif source.is_file():
+        card = _onnx_card(source)
+        manifest = new_manifest(card, source.name, sha256_file(source), kind="onnx")
+        built = {"onnx"}
+        if out_dir is None:
+            raise ValueError("converting an ONNX file needs --out FOLDER")
+        out_dir = Path(out_dir)
+    else:
+        raise FileNotFoundError(f"source not found: {source}")
+    named = [] if targets in ("all", ["all"]) else (
+        [t.strip() for t in targets.split(",") if t.strip()] if isinstance(targets, str) else list(targets))
+    if "onnx" in named:
+        raise ValueError("the onnx target is exported from a checkpoint; this source already is ONNX")
+    build, skipped = plan_targets(named or "all", target_availability(built), built)
+    stale = [t for t in built if TARGETS[t].source in build and t not in build]
+    if stale:
+        raise ValueError(f"rebuilding {TARGETS[stale[0]].source} would leave {stale[0]} built from the old graph: "
+                         f"add {stale[0]} to --to")
+    _check_out(out_dir)
+    if build and importlib.util.find_spec("onnxruntime") is None:
+        raise BackendUnavailable("checking new artifacts against model.onnx needs ONNX Runtime: "
+                                 "pip install 'edgeface[onnx]'")
+    calib_x, data_sha, faces, sample = _inputs(card, build, calib, eval_data, options)
+
+    with atomic_dir(out_dir) as work:
+        if source.is_dir():
+            for item in source.iterdir():
+                if item.is_file() and item.name != MANIFEST_NAME:
+                    shutil.copy2(item, work / item.name)
+        else:
+            strip_tool_metadata_file(source, work / TARGETS["onnx"].file)
+            manifest["artifacts"]["onnx"] = artifact_entry("onnx", card, work,
+                                                           tools=library_versions(FORMAT_TOOLS["onnx"]))
+        notes = _build_all(None, card, build, work, sample, calib_x, data_sha, options, manifest)
+        for name, reason in skipped.items():
+            manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
+        write_manifest(work, manifest)
+        _measure_drift(work / TARGETS["onnx"].file, "onnx", card, manifest, work, faces, sample, calib_x is not None,
+                       options, build)
         for name, note in notes.items():
             manifest["artifacts"][name]["notes"] = note
         write_manifest(work, manifest)
@@ -196,10 +324,8 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
 def _build_all(model, card: ModelCard, build: list[str], work: Path, sample: np.ndarray, calib_x, data_sha,
                options: ConvertOptions, manifest: dict) -> dict:
     """Build each target into ``work``; a failing target is recorded (and its dependants fail with it)."""
-    from tqdm import tqdm
-
     notes: dict[str, dict] = {}
-    for name in tqdm(build, desc="convert", unit="target", disable=not options.progress):
+    for name in progress_bar(build, "convert", options.progress, unit="target"):
         spec = TARGETS[name]
         source = spec.source
         build_device = host_facts()
@@ -223,39 +349,45 @@ def _build_all(model, card: ModelCard, build: list[str], work: Path, sample: np.
     return notes
 
 
-def _measure_drift(checkpoint, card: ModelCard, manifest: dict, work: Path, faces, sample: np.ndarray,
-                   real_sample: bool, options: ConvertOptions) -> None:
-    """Fill each built artifact's drift: eval metrics vs PyTorch (same eval code) and max |output diff|."""
+def _measure_drift(reference_path: str | Path, reference_kind: str, card: ModelCard, manifest: dict, work: Path,
+                   faces, sample: np.ndarray, real_sample: bool, options: ConvertOptions, names: list[str]) -> None:
+    """Fill the drift of each artifact built in this run (``names``): eval metrics vs the reference (the
+    checkpoint through PyTorch, or the FP32 ONNX graph when converting from ONNX; same eval code) and
+    max |output diff|."""
     from edgeface.runtime.base import open_runner
     from edgeface.train.evaluate import evaluate_runner
 
     def run(path):
         with open_runner(path, threads=options.threads) as runner:
             if faces is None:
-                return None, runner.infer(sample)
-            return evaluate_runner(runner, faces.crops, faces.targets)
+                return None, runner.infer(sample), runner.backend
+            return (*evaluate_runner(runner, faces.crops, faces.targets), runner.backend)
 
-    reference, ref_out = run(checkpoint)
-    for entry in manifest["artifacts"].values():
-        if entry["status"] != "ok":
-            continue
-        metrics, outputs = run(work / entry["file"])
-        compared_on = (f"{len(faces)} eval faces" if faces is not None else
-                       f"{len(sample)} calibration faces" if real_sample else f"{len(sample)} pseudo-random inputs")
-        drift = {"compared_on": compared_on,
+    todo = [manifest["artifacts"][n] for n in names if manifest["artifacts"][n]["status"] == "ok"
+            and not (reference_kind == "onnx" and n == "onnx")]
+    if not todo:
+        return
+    reference, ref_out, backend = run(reference_path)
+    compared_on = (f"{len(faces)} eval faces" if faces is not None else
+                   f"{len(sample)} calibration faces" if real_sample else f"{len(sample)} pseudo-random inputs")
+    for entry in todo:
+        metrics, outputs, _ = run(work / entry["file"])
+        drift = {"compared_on": compared_on, "against": f"{reference_kind} ({backend})",
                  "max_abs_diff": {k: float(np.max(np.abs(outputs[k] - ref_out[k]))) for k in ref_out}}
         if metrics is not None:
             gate = gate_check(card, entry["precision"], metrics, reference, options.gates)
             drift.update(metrics=_summary(metrics), reference=_summary(reference), gate=gate)
             if not gate["passed"]:
-                breach = (f"drift gate: {gate['metric']} {gate['value']:.4f} vs PyTorch {gate['reference']:.4f} "
-                          f"(|delta| {abs(gate['delta']):.3f} > {gate['limit']} {gate['units']})")
+                breach = (f"drift gate: {gate['metric']} {gate['value']:.4f} vs {reference_kind} "
+                          f"{gate['reference']:.4f} (|delta| {abs(gate['delta']):.3f} > {gate['limit']} "
+                          f"{gate['units']})")
                 if options.allow_drift:
                     drift["allowed_breach"] = breach
                 else:
                     entry["status"], entry["reason"] = "failed", breach
         entry["drift"] = drift
-    manifest["reference"] = {"backend": "torch", "metrics": _summary(reference)} if reference else None
+    if reference and (reference_kind == "checkpoint" or not manifest.get("reference")):
+        manifest["reference"] = {"backend": backend, "source": reference_kind, "metrics": _summary(reference)}
 
 
 def failed_targets(manifest: dict) -> list[str]:

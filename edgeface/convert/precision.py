@@ -100,7 +100,8 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
     ``reduce_range`` (7-bit weights) defaults to on where the CPU lacks VNNI (see :func:`edgeface.device.cpu_has_vnni`).
 
     Tensor ranges are cached under ``cache_dir`` in ONNX Runtime's JSON calibration cache, keyed by
-    :func:`calibration_key`; the cache file appears only after a calibration run completed.
+    :func:`calibration_key`; the cache file appears only after a calibration run completed. The notes name
+    the file, not its path: the cache folder belongs to the machine, the notes travel with the artifact.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -139,7 +140,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib_x: np.ndarray, data_sh
         if pending:
             pending.discard()
     return {"method": method, "fp32_nodes": excluded, "calibration_images": int(len(calib_x)),
-            "reduce_range": reduce_range, "calibration_cache": str(cache) if cache else None, "cache_hit": cache_hit}
+            "reduce_range": reduce_range, "calibration_cache": cache.name if cache else None, "cache_hit": cache_hit}
 
 
 def build_fp16(job: BuildJob) -> dict:

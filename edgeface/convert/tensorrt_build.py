@@ -9,12 +9,13 @@ not the CLI. The output is the plain serialized plan that trtexec, DeepStream an
 from __future__ import annotations
 
 import multiprocessing
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeface.card import INPUT_NAME
-from edgeface.device import gpu_facts, jetson_facts, tensorrt_unavailable
+from edgeface.device import dla_unavailable, gpu_facts, jetson_facts, tensorrt_unavailable
 from edgeface.fileio import atomic_path, cache_dir
 
 if TYPE_CHECKING:
@@ -52,15 +53,32 @@ class BatchProfile:
 
 
 def check_dla(dla_core: int | None, trt_version: str, jetson: dict) -> None:
-    """DLA exists on Jetson (Xavier / Orin) and TensorRT 10 is the last release with DLA support."""
+    """Raise ValueError unless this TensorRT on this Jetson can build for DLA core ``dla_core`` (None: GPU)."""
     if dla_core is None:
         return
-    if not jetson:
-        raise ValueError("DLA needs an NVIDIA Jetson (no /etc/nv_tegra_release here)")
-    if int(trt_version.split(".")[0]) != 10:
-        raise ValueError(f"DLA needs TensorRT 10 on Jetson; this is TensorRT {trt_version}")
-    if dla_core < 0:
+    if dla_core not in (0, 1):
         raise ValueError(f"DLA core must be 0 or 1, got {dla_core}")
+    reason = dla_unavailable(trt_version, jetson)
+    if reason:
+        raise ValueError(reason)
+
+
+def trtexec_command(onnx_file: str, engine_file: str, input_size: int, profile: BatchProfile,
+                    workspace_mib: int = 1024, dla_core: int | None = None, trt_version: str | None = None) -> str:
+    """The ``trtexec`` line that builds the same engine as :func:`build_engine` (file names as given).
+
+    ``--stronglyTyped`` is TensorRT 10's switch for what TensorRT 11 always does; it is left out only when
+    ``trt_version`` says 11 or later.
+    """
+    args = ["trtexec", f"--onnx={onnx_file}"]
+    if trt_version is None or int(trt_version.split(".")[0]) < 11:
+        args.append("--stronglyTyped")
+    for which, shape in zip(("min", "opt", "max"), profile.shapes(input_size), strict=True):
+        args.append(f"--{which}Shapes={INPUT_NAME}:{'x'.join(map(str, shape))}")
+    args += [f"--memPoolSize=workspace:{workspace_mib}M", f"--saveEngine={engine_file}"]
+    if dla_core is not None:
+        args += [f"--useDLACore={dla_core}", "--allowGPUFallback"]
+    return shlex.join(args)
 
 
 def network_flags(trt, version: str) -> int:
@@ -138,8 +156,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, input_size: int
         "tensorrt": trt.__version__, **gpu_facts(), **jetson,
         "profile": {"min": profile.min, "opt": profile.opt, "max": profile.max},
         "workspace_mib": workspace_mib, "dla_core": dla_core, "strongly_typed": True,
+        "trtexec": trtexec_command(Path(onnx_path).name, Path(engine_path).name, input_size, profile, workspace_mib,
+                                   dla_core, trt.__version__),
     }
-
 
 
 def build(job: BuildJob) -> dict:

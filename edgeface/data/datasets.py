@@ -29,6 +29,7 @@ from edgeface.faces import IMAGE_SUFFIXES, NoFaceError, face_crop, read_image
 from edgeface.fileio import atomic_path, sha256_file
 from edgeface.labels import LabelSpace
 from edgeface.preprocess import PreprocessSpec, alignment_matrix
+from edgeface.progress import progress as progress_bar
 
 
 @dataclass
@@ -300,8 +301,6 @@ def prepare_faces(samples: list[Sample], spec: PreprocessSpec, issues: DataIssue
     With ``cache_dir`` the crops are stored as ``faces-<key>.npz`` keyed by (image files, detector, crop
     spec) and reused. Unreadable images and images without a face go to ``issues``.
     """
-    from tqdm import tqdm
-
     detector_path = Path(detector_path) if detector_path else None
     cache_file = Path(cache_dir) / f"faces-{_cache_key(samples, spec, detector_path)}.npz" if cache_dir else None
     if cache_file is not None and cache_file.is_file():
@@ -314,7 +313,7 @@ def prepare_faces(samples: list[Sample], spec: PreprocessSpec, issues: DataIssue
 
             detector = FaceDetector(detector_path)
         crops_list, transform_list, ok, failures = [], [], np.zeros(len(samples), bool), []
-        for i, s in enumerate(tqdm(samples, desc=f"align {name}", unit="img", disable=not progress, leave=False)):
+        for i, s in enumerate(progress_bar(samples, f"align {name}", progress, unit="img", leave=False)):
             try:
                 image = read_image(s.path)
                 landmarks = s.landmarks

@@ -28,15 +28,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_LANDMARKS, ModelCard, check_threshold_objective
 from edgeface.preprocess import CANONICAL_LANDMARKS, PreprocessSpec
 from edgeface.train.tasks import TrainingTask, register_training_task
+
+if TYPE_CHECKING:  # torch is imported by the training code only: metrics and evaluation run without it
+    import torch
+    from torch import nn
 
 PRIMARY_METRICS = {"accuracy": "mean_accuracy", "balanced": "mean_balanced_accuracy", "f1": "mean_f1"}
 LEFT_EYE, RIGHT_EYE = 0, 1
@@ -56,6 +58,9 @@ def multitask_loss(attr_logits: torch.Tensor, attr_targets: torch.Tensor, weight
                    landmark_mask: torch.Tensor | None = None,
                    landmark_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total loss, per-attribute batch BCE (A,), masked landmark NME) as in the module docstring."""
+    import torch
+    import torch.nn.functional as F
+
     bce = F.binary_cross_entropy_with_logits(attr_logits.float(), attr_targets.float(), reduction="none").mean(0)
     total = (weights * bce).mean()
     lm = torch.zeros((), device=attr_logits.device)
@@ -207,11 +212,19 @@ def landmark_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
     keep = np.asarray(mask) > 0.5
     if not keep.any():
         return {"landmark_n": 0}
-    t = torch.from_numpy(np.asarray(target, dtype=np.float32)[keep])
-    p = torch.from_numpy(np.asarray(pred, dtype=np.float32)[keep])
-    mean_shape = torch.tensor(template, dtype=torch.float32).reshape(1, 10).expand_as(t)
-    return {"landmark_n": int(keep.sum()), "landmark_nme": float(landmark_nme(p, t).mean()),
-            "landmark_nme_baseline_template": float(landmark_nme(mean_shape, t).mean())}
+    t = np.asarray(target, dtype=np.float32)[keep]
+    p = np.asarray(pred, dtype=np.float32)[keep]
+    mean_shape = np.broadcast_to(np.asarray(template, dtype=np.float32).reshape(1, 10), t.shape)
+    return {"landmark_n": int(keep.sum()), "landmark_nme": float(landmark_nme_np(p, t).mean()),
+            "landmark_nme_baseline_template": float(landmark_nme_np(mean_shape, t).mean())}
+
+
+def landmark_nme_np(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """:func:`landmark_nme` in numpy, for evaluation without torch."""
+    p = pred.reshape(-1, 5, 2).astype(np.float32)
+    t = target.reshape(-1, 5, 2).astype(np.float32)
+    iod = np.maximum(np.linalg.norm(t[:, LEFT_EYE] - t[:, RIGHT_EYE], axis=1), 1e-6)
+    return np.linalg.norm(p - t, axis=2).mean(axis=1) / iod
 
 
 # ---------------------------------------------------------------------------------------------- task
@@ -246,9 +259,9 @@ class AttributeTask(TrainingTask):
         self.dynamic = DynamicAttributeWeights(len(self.attributes), temperature, enabled=bool(dynamic_weights))
         self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
         self.train_positive_rate = None if train_positive_rate is None else np.asarray(train_positive_rate)
-        self._epoch_bce = torch.zeros(len(self.attributes), dtype=torch.float64)
+        self._epoch_bce = np.zeros(len(self.attributes), dtype=np.float64)
         self._epoch_batches = 0
-        self._positives = torch.zeros(len(self.attributes), dtype=torch.float64)
+        self._positives = np.zeros(len(self.attributes), dtype=np.float64)
         self._seen = 0
 
     @classmethod
@@ -302,6 +315,8 @@ class AttributeTask(TrainingTask):
     # -- training
     def loss(self, outputs: dict[str, torch.Tensor],
              targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        import torch
+
         logits = outputs["attr_logits"]
         weights = torch.as_tensor(self.dynamic.weights, dtype=torch.float32, device=logits.device)
         total, bce, lm = multitask_loss(logits, targets["attributes"], weights, outputs.get("landmarks"),
@@ -309,22 +324,22 @@ class AttributeTask(TrainingTask):
                                         self.landmark_weight)
         if torch.is_grad_enabled():  # a training step: remember per-attribute progress and class balance
             self.dynamic.start(bce.detach().double().cpu().numpy())
-            self._epoch_bce += bce.detach().double().cpu()
+            self._epoch_bce += bce.detach().double().cpu().numpy()
             self._epoch_batches += 1
-            self._positives += targets["attributes"].detach().double().sum(0).cpu()
+            self._positives += targets["attributes"].detach().double().sum(0).cpu().numpy()
             self._seen += len(logits)
         return total, {"bce": float(bce.detach().mean()), "landmark_nme": float(lm.detach())}
 
     def on_epoch_start(self, epoch: int) -> None:
-        self._epoch_bce.zero_()
+        self._epoch_bce[:] = 0.0
         self._epoch_batches = 0
 
     def on_epoch_end(self, epoch: int, train_parts: dict[str, float]) -> dict[str, float]:
         """Update the dynamic weights from this epoch's per-attribute losses; the weights go to the log."""
         if self._epoch_batches:
-            self.dynamic.update((self._epoch_bce / self._epoch_batches).numpy())
+            self.dynamic.update(self._epoch_bce / self._epoch_batches)
         if self._seen:
-            self.train_positive_rate = (self._positives / self._seen).numpy()
+            self.train_positive_rate = self._positives / self._seen
         w = self.dynamic.weights
         return {"weight_min": float(w.min()), "weight_max": float(w.max()),
                 **{f"w_{n}": round(float(x), 4) for n, x in zip(self.attributes, w, strict=True)}}
@@ -335,10 +350,10 @@ class AttributeTask(TrainingTask):
 
     def load_state_dict(self, state: dict) -> None:
         self.dynamic.load_state_dict(state["dynamic_weights"])
-        self._positives = torch.tensor(state["positives"], dtype=torch.float64)
+        self._positives = np.asarray(state["positives"], dtype=np.float64)
         self._seen = int(state["seen"])
         if self._seen:
-            self.train_positive_rate = (self._positives / self._seen).numpy()
+            self.train_positive_rate = self._positives / self._seen
 
     # -- evaluation
     def _thresholds_for(self, probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray | None, str]:

@@ -17,6 +17,7 @@ from edgeface.card import ModelCard
 from edgeface.decode import merge_flipped
 from edgeface.fileio import atomic_path
 from edgeface.preprocess import PreprocessSpec, flip_input, to_input
+from edgeface.progress import progress as progress_bar
 from edgeface.train.tasks import TrainingTask, training_task_from_card
 
 Infer = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -26,13 +27,11 @@ def predict_outputs(infer: Infer, crops: np.ndarray, spec: PreprocessSpec, card:
                     batch_size: int = 64, progress: bool = False) -> dict[str, np.ndarray]:
     """Exported outputs ({name: array over all crops}) for aligned uint8 crops; with ``flip`` each batch
     is averaged with its mirror image (DLDL-v2's test-time flip, via :func:`edgeface.decode.merge_flipped`)."""
-    from tqdm import tqdm
-
     if len(crops) == 0:
         raise ValueError("no faces to evaluate")
     chunks: dict[str, list[np.ndarray]] = {}
-    for start in tqdm(range(0, len(crops), batch_size), desc="predict", unit="batch", disable=not progress,
-                      leave=False):
+    for start in progress_bar(range(0, len(crops), batch_size), "predict", progress, unit="batch",
+                              leave=False):
         x = to_input(crops[start:start + batch_size], spec)
         out = infer(x)
         if flip:

@@ -34,16 +34,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
 
 from edgeface.card import OUTPUT_PROBS, ModelCard
 from edgeface.labels import AGE, LabelSpace, attractiveness_space, distribution_std, epsilon_error
 from edgeface.labels import expectation as np_expectation
 from edgeface.preprocess import PreprocessSpec
-from edgeface.train.losses import dldl_loss
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where training needs it: evaluation and metrics run without it
+    import torch
+    from torch import nn
+
     from edgeface.data.datasets import FaceSet
     from edgeface.train.config import TrainConfig
 
@@ -273,11 +273,15 @@ class DLDLTask(TrainingTask):
                          extra={"sigma": self.default_sigma, "lambda": self.lam})
 
     def _bins_on(self, device: torch.device) -> torch.Tensor:
+        import torch
+
         if device not in self._bins:
             self._bins[device] = torch.from_numpy(self.label_space.bins).float().to(device)
         return self._bins[device]
 
     def prepare_targets(self, targets: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+        import torch
+
         label = targets["label"].float().to(device)
         sigma = targets["sigma"].float().to(device)
         sigma = torch.where(torch.isfinite(sigma) & (sigma > 0), sigma, torch.full_like(sigma, self.default_sigma))
@@ -285,6 +289,8 @@ class DLDLTask(TrainingTask):
 
     def loss(self, outputs: dict[str, torch.Tensor],
              targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        from edgeface.train.losses import dldl_loss
+
         logits = outputs["logits"]
         return dldl_loss(logits, targets["label"], targets["sigma"], self._bins_on(logits.device), self.lam)
 

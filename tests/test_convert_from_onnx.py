@@ -1,0 +1,111 @@
+"""``edgeface convert FOLDER``: TensorRT / OpenVINO targets from a convert folder's ONNX graphs, without torch.
+
+The on-board flow runs in a child process whose ``import torch`` fails (a meta-path blocker installed by a
+``sitecustomize`` on PYTHONPATH), as on a Jetson with only the runtime extras installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from convert_helpers import convert_options, tiny_checkpoint
+
+from edgeface.convert.pipeline import convert_checkpoint, convert_source, plan_targets, target_availability
+from edgeface.fileio import sha256_file
+from edgeface.manifest import load_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+BLOCKER = '''import sys
+from importlib.machinery import PathFinder
+
+
+class _NoTorch(PathFinder):
+    """The path finder of a machine without torch: torch is simply not found (find_spec gives None)."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            return None
+        return super().find_spec(name, path, target)
+
+
+sys.meta_path[:] = [_NoTorch if finder is PathFinder else finder for finder in sys.meta_path]
+'''
+
+
+@pytest.fixture(scope="module")
+def onnx_folder(tmp_path_factory, utkface_dir) -> Path:
+    """A convert folder holding only the FP32 ONNX graph, as a workstation would hand it to a board."""
+    ckpt = tiny_checkpoint(tmp_path_factory, utkface_dir)
+    root = tmp_path_factory.mktemp("onnx-only")
+    convert_checkpoint(ckpt, "onnx", None, None, root / "models", convert_options(root / "cache"))
+    return root / "models"
+
+
+def _no_torch_env(tmp_path: Path) -> dict:
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCKER)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO)])}
+
+
+def test_the_blocker_blocks(tmp_path):
+    run = subprocess.run([sys.executable, "-c", "import torch"], env=_no_torch_env(tmp_path), capture_output=True,
+                         text=True)
+    assert run.returncode != 0 and "No module named 'torch'" in run.stderr
+
+
+def test_folder_gains_openvino_int8_without_torch(tmp_path, onnx_folder, utkface_dir):
+    folder = tmp_path / "board"
+    subprocess.run(["cp", "-r", str(onnx_folder), str(folder)], check=True)
+    onnx_sha = sha256_file(folder / "model.onnx")
+    command = [sys.executable, "-m", "edgeface", "convert", str(folder), "--to", "openvino-int8", "--calib",
+               str(utkface_dir), "--calib-images", "128", "--eval", str(utkface_dir), "--eval-images", "48",
+               "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--gate-mae", "0.02", "1.0"]
+    run = subprocess.run(command, env=_no_torch_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "openvino-int8  ok" in run.stdout
+    manifest = load_manifest(folder)
+    entry = manifest["artifacts"]["openvino-int8"]
+    assert entry["status"] == "ok" and (folder / "model.int8.xml").is_file() and (folder / "model.int8.bin").is_file()
+    assert entry["drift"]["against"] == "onnx (onnxruntime)" and entry["drift"]["gate"]["passed"]
+    assert manifest["artifacts"]["onnx"]["status"] == "ok" and sha256_file(folder / "model.onnx") == onnx_sha
+    assert oct((folder).stat().st_mode & 0o777) == oct(0o755 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_onnx_file_source_and_planning(tmp_path, onnx_folder):
+    out = tmp_path / "from-file"
+    manifest = convert_source(onnx_folder / "model.onnx", "openvino", out_dir=out,
+                              options=convert_options(tmp_path / "cache"))
+    assert manifest["source"] == {"onnx": "model.onnx", "sha256": sha256_file(onnx_folder / "model.onnx")}
+    assert manifest["artifacts"]["openvino"]["status"] == "ok"
+    keys = [p.key for p in onnx.load(str(out / "model.onnx")).metadata_props]
+    assert "edgeface_card" in keys and not [k for k in keys if k.startswith("onnxsim.")]
+    built = {"onnx"}
+    assert target_availability(built)["openvino"] is None  # torch is not needed to build from model.onnx
+    assert plan_targets("trt-int8", {}, built)[0] == ["onnx-int8", "trt-int8"]
+    assert plan_targets("all", {}, {"onnx", "onnx-fp16"})[0] == [
+        "onnx-int8", "openvino", "openvino-fp16", "openvino-int8", "trt-fp16", "trt-int8"]
+    with pytest.raises(ValueError, match="exported from a checkpoint"):
+        convert_source(onnx_folder, "onnx", options=convert_options(tmp_path / "cache"))
+    with pytest.raises(ValueError, match="needs --out"):
+        convert_source(onnx_folder / "model.onnx", "openvino")
+    bare = tmp_path / "bare.onnx"
+    model = onnx.load(str(onnx_folder / "model.onnx"))
+    del model.metadata_props[:]
+    onnx.save(model, str(bare))
+    with pytest.raises(ValueError, match="carries no 'edgeface_card'"):
+        convert_source(bare, "openvino", out_dir=tmp_path / "x")
+    assert json.loads((onnx_folder / "manifest.json").read_text())["source"]["checkpoint"] == "tiny.pt"
