@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "experiment": ("edgeface.bench.experiments", "run one of the measured experiments behind the README's figures"),
     "pipeline": ("edgeface.pipeline", "the main job: train, convert, benchmark vs VGG-16, report"),
     "convert": ("edgeface.convert.cli", "checkpoint -> ONNX / OpenVINO / TensorRT + manifest, with a drift gate"),
+    "register": ("edgeface.convert.register", "add an externally built TensorRT engine to a convert folder, "
+                                              "after checking it against the folder's ONNX"),
     "export": ("edgeface.convert.serving", "export a convert folder for Triton or DeepStream"),
     "run": ("edgeface.runtime.cli", "detect, track and predict age / attributes on a video, camera or stream"),
 }

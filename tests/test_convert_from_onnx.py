@@ -12,12 +12,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
-from convert_helpers import convert_options, tiny_checkpoint
+from convert_helpers import SPEC, convert_options, tiny_checkpoint
 
-from edgeface.convert.pipeline import convert_checkpoint, convert_source, plan_targets, target_availability
+from edgeface.card import ModelCard
+from edgeface.cli import main as cli_main
+from edgeface.convert.pipeline import (
+    DEFAULT_GATES,
+    convert_checkpoint,
+    convert_source,
+    plan_targets,
+    target_availability,
+)
+from edgeface.convert.register import output_gate, target_for
+from edgeface.device import tensorrt_unavailable
 from edgeface.fileio import sha256_file
+from edgeface.labels import AGE
 from edgeface.manifest import load_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,3 +121,36 @@ def test_onnx_file_source_and_planning(tmp_path, onnx_folder):
     with pytest.raises(ValueError, match="carries no 'edgeface_card'"):
         convert_source(bare, "openvino", out_dir=tmp_path / "x")
     assert json.loads((onnx_folder / "manifest.json").read_text())["source"]["checkpoint"] == "tiny.pt"
+
+
+def test_register_gate_and_target_rules(tmp_path, onnx_folder):
+    card = ModelCard("tinyagenet", "age", SPEC, AGE)
+    ref = {"expectation": np.array([30.0, 40.0]), "probs": np.zeros((2, 101))}
+    near = {**ref, "expectation": np.array([30.01, 40.01])}
+    assert output_gate(card, "fp16", near, ref, DEFAULT_GATES)["passed"]
+    assert not output_gate(card, "fp16", {**ref, "expectation": np.array([31.0, 40.0])}, ref, DEFAULT_GATES)["passed"]
+    attrs = ModelCard("dmmcnn", "attributes", SPEC, attributes=["a", "b"])
+    a = {"attr_probs": np.array([[0.9, 0.1]] * 100)}
+    flipped = {"attr_probs": np.array([[0.9, 0.1]] * 99 + [[0.1, 0.1]])}  # 1 of 200 decisions: 0.5 points
+    assert output_gate(attrs, "int8", flipped, a, DEFAULT_GATES)["passed"]
+    assert target_for(Path("x/model.int8.engine"), None) == "trt-int8"
+    with pytest.raises(ValueError, match="--target"):
+        target_for(Path("mine.plan"), None)
+    engine = tmp_path / "model.fp16.engine"
+    engine.write_bytes(b"not checked here")
+    before = (onnx_folder / "manifest.json").read_text()
+    code = cli_main(["register", str(onnx_folder), str(engine)])
+    assert code == 2  # no TensorRT: refused with the reason; with it: a plan that does not load is refused
+    assert (onnx_folder / "manifest.json").read_text() == before
+
+
+@pytest.mark.skipif(bool(tensorrt_unavailable()), reason=f"TensorRT not usable here: {tensorrt_unavailable()}")
+def test_register_an_engine_built_from_the_folder(tmp_path, onnx_folder):
+    folder = tmp_path / "gpu"
+    manifest = convert_source(onnx_folder, "trt-fp16", out_dir=folder, options=convert_options(tmp_path / "c"))
+    assert manifest["artifacts"]["trt-fp16"]["status"] == "ok"
+    assert manifest["artifacts"]["trt-fp16"]["notes"]["trtexec"].startswith("trtexec --onnx=model.fp16.onnx")
+    external = tmp_path / "model.fp16.engine"
+    (folder / "model.fp16.engine").rename(external)
+    assert cli_main(["register", str(folder), str(external)]) == 0
+    assert load_manifest(folder)["artifacts"]["trt-fp16"]["drift"]["gate"]["passed"]

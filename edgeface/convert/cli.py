@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-simplify", dest="simplify", action="store_false", help="skip onnxsim")
     g.add_argument("--batch-profile", default="1,1,16", help="TensorRT profile MIN,OPT,MAX batch (default 1,1,16)")
     g.add_argument("--workspace-mib", type=int, default=1024, help="TensorRT workspace limit in MiB")
-    g.add_argument("--dla-core", type=int, help="build the TensorRT engines for this DLA core (Jetson: TensorRT 10.0-10.7, or "
-                   "11.4.1+ on AGX Orin with JetPack 7.2.2+)")
+    g.add_argument("--dla-core", type=int, help="build the TensorRT engines for this DLA core (Jetson: TensorRT "
+                   "10.0-10.7, or 11.4.1+ on AGX Orin with JetPack 7.2.2+)")
     g.add_argument("--cache-dir", help="cache root: faces/, calibration/ and tensorrt/ under it (default "
                    "$EDGEFACE_CACHE, else $XDG_CACHE_HOME/edgeface, else ~/.cache/edgeface)")
     g.add_argument("--threads", type=int, default=2, help="CPU threads for export and evaluation")
