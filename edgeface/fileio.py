@@ -117,6 +117,20 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def portable_path(path: str | Path, base: str | Path | None = None) -> str:
+    """``path`` as a result or manifest should record it: relative to ``base`` (default: the working folder)
+    when it lies inside it or in a folder beside it (``../shared/data/...``), else its last three parts.
+
+    An absolute path names the machine's own folders (a temporary run, a home): meaningless anywhere else."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    relative = Path(os.path.relpath(path, Path(base).resolve() if base else Path.cwd()))
+    if relative.parts.count("..") <= 1:
+        return str(relative)
+    return str(Path(*path.parts[-3:]))
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -2,7 +2,8 @@
 
 ``DIR/manifest.json`` makes a folder of engines self-describing: the runtime, the benchmarks and the
 server read the model card, the artifact file and its build facts from here instead of guessing.
-Format ``edgeface-manifest/1``: one model per folder, one entry per target (see :func:`artifact_entry`).
+Format ``edgeface-manifest/1``: one model per folder, one entry per target (see :func:`artifact_entry`);
+``manifest.schema.json`` beside this module is its JSON Schema.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from edgeface.targets import TARGETS, target
 
 MANIFEST_FORMAT = "edgeface-manifest/1"
 MANIFEST_NAME = "manifest.json"
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")  # JSON Schema (draft-07) of the whole document
 STATUSES = ("ok", "failed", "skipped")
 
 

@@ -16,7 +16,7 @@ from edgeface.card import ModelCard
 from edgeface.cli import main as cli_main
 from edgeface.decode import decode
 from edgeface.deepstream_probe import box_crop, decode_object, object_outputs
-from edgeface.fileio import sha256_file
+from edgeface.fileio import portable_path, sha256_file
 from edgeface.labels import AGE
 from edgeface.manifest import artifact_entry, default_outputs, load_manifest, new_manifest, write_manifest
 from edgeface.preprocess import PreprocessSpec
@@ -406,9 +406,11 @@ def test_alignment_vs_boxcrop_script(utkface_dir: Path, yunet_path: Path, tmp_pa
         assert set(condition["mae_per_decade"]) == set(crops)
         for crop in crops:
             assert condition[crop]["mae"] >= 0 and 0 <= condition[crop]["cs5"] <= 1
-    assert report["command"] == (f"edgeface experiment alignment-vs-boxcrop {tmp_path / 'm.pt'} "
-                                 f"--out {tmp_path / 'res'} --threads 2 --data {data} --detector {yunet_path} "
+    p = portable_path  # the recorded command names no folder of this machine
+    assert report["command"] == (f"edgeface experiment alignment-vs-boxcrop {p(tmp_path / 'm.pt')} "
+                                 f"--out {p(tmp_path / 'res')} --threads 2 --data {p(data)} --detector {p(yunet_path)} "
                                  "--val-fraction 0.5 --seed 0 --limit 0 --roll 0.0 20.0")
+    assert str(tmp_path) not in report["command"]
     assert (tmp_path / "res" / "alignment_vs_boxcrop.png").stat().st_size > 0
     assert "box crops vs aligned crops on the same faces" in (tmp_path / "res" / "alignment_vs_boxcrop.md").read_text()
 
@@ -520,3 +522,23 @@ def test_probe_walks_deepstream_meta(convert_dir: Path, monkeypatch) -> None:
     for (_, _, result), want in zip(seen, expected, strict=True):
         assert result["age"] == pytest.approx(want["age"], abs=0.05)  # probs travelled as FP16
     assert faces[0].text_params.display_text == f"age {seen[0][2]['age']:.1f}"
+
+
+def test_deepstream_attribute_export_has_labels_and_no_host_path(convert_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "attrs"
+    shutil.copytree(convert_dir, folder)
+    manifest = load_manifest(folder)
+    attrs = ModelCard(model="dmmcnn", task="attributes", preprocess=PreprocessSpec(input_size=SIZE),
+                      attributes=["Smiling", "Eyeglasses"], num_landmarks=5)
+    manifest["card"] = attrs.to_dict()
+    write_manifest(folder, manifest)
+    out = tmp_path / "ds-attrs"
+    assert run_cli("export", "deepstream", folder, "--out", out, "--operate-on-gie-id", 1,
+                   "--operate-on-class-ids", "0") == 0
+    assert (out / "labels.txt").read_text().splitlines() == ["Smiling", "Eyeglasses"]
+    assert read_ini(out / "config_infer_secondary_edgeface.txt")["labelfile-path"] == "labels.txt"
+    assert oct(out.stat().st_mode & 0o777) in (oct(0o755), oct(0o775))
+    for path in out.iterdir():
+        if path.suffix in (".txt", ".md", ".json"):
+            text = path.read_text()
+            assert str(tmp_path) not in text and "/shared/" not in text, path.name

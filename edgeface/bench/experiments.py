@@ -17,6 +17,7 @@ import shlex
 from pathlib import Path
 
 from edgeface.cli import add_debug_argument
+from edgeface.fileio import portable_path
 
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "train-age": ("edgeface.bench.train_age", "TinyAgeNet / ThinAgeNet on UTKFace and attractiveness on 3DSK"),
@@ -64,7 +65,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, threads: int = 2, thre
 
 def settings(args: argparse.Namespace) -> dict:
     """An experiment's settings as given or defaulted, JSON-ready (paths as text), for its results file."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+    return {k: portable_path(v) if isinstance(v, Path) else v for k, v in vars(args).items()
             if not k.startswith("_") and k not in NOT_SETTINGS}
 
 
@@ -74,7 +75,8 @@ def command_line(args: argparse.Namespace, positional: tuple[str, ...] = ()) -> 
     words = ["edgeface", "experiment", args.experiment]
     for name in positional:
         value = getattr(args, name)
-        words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        values = value if isinstance(value, list) else [value]
+        words += [_word(v) for v in values]
     for key, value in settings(args).items():
         if key in positional or value is None or value is False:
             continue
@@ -82,7 +84,14 @@ def command_line(args: argparse.Namespace, positional: tuple[str, ...] = ()) -> 
         if value is True:
             words.append(flag)
         elif isinstance(value, (list, tuple)):
-            words += [flag, *(str(v) for v in value)]
+            words += [flag, *(_word(v) for v in value)]
         else:
-            words += [flag, str(value)]
+            words += [flag, _word(value)]
     return shlex.join(words)
+
+
+def _word(value: object) -> str:
+    """A command-line word; paths as :func:`edgeface.fileio.portable_path` records them."""
+    if isinstance(value, Path) or (isinstance(value, str) and value.startswith("/")):
+        return portable_path(value)
+    return str(value)

@@ -35,9 +35,8 @@ def folder_jobs(folder: str | Path, backends: list[str], device: str, baseline: 
     common = {"model": card["model"], "baseline": baseline or card["model"] == BASELINE, "data": card.get("data", ""),
               "input_size": card["preprocess"]["input_size"], "card": card}
     jobs = []
-    ckpt = (manifest.get("source") or {}).get("checkpoint")
-    if ckpt and not Path(ckpt).is_absolute():
-        ckpt = str(folder / ckpt)
+    source = manifest.get("source") or {}
+    ckpt = str(folder / (source.get("path") or source["checkpoint"])) if source.get("checkpoint") else None
     if "torch" in backends and ckpt and Path(ckpt).is_file():
         jobs.append({**common, "target": "pytorch", "format": "pytorch", "precision": "fp32", "backend": "torch",
                      "device": backend_device("torch", device),

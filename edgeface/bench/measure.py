@@ -21,6 +21,7 @@ from edgeface import __version__
 from edgeface.bench import fingerprint as fp_mod
 from edgeface.bench.schema import RESULT_FORMAT, validate_result
 from edgeface.bench.timing import concurrent_throughput, latency_stats, time_calls, warm_up
+from edgeface.fileio import portable_path
 
 BACKEND_MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 
@@ -163,6 +164,7 @@ def result_row(job: dict, measured: dict | None, status: str, reason: str) -> di
     profile = model_profile(job["card"])
     row = {k: job[k] for k in ("model", "baseline", "target", "backend", "device", "format", "precision",
                                "threads", "options", "artifact", "data", "input_size", "drift")}
+    row["artifact"] = portable_path(row["artifact"])  # a result file travels: no host folders in it
     row.update({"params": profile["params"], "macs": profile["macs"],
                 "file_mib": round(job["bytes"] / 2**20, 3) if job.get("bytes") else None,
                 "status": status, "reason": reason,

@@ -23,6 +23,7 @@ from edgeface.manifest import load_manifest, manifest_card
 
 CONFIG_NAME = "config_infer_secondary_edgeface.txt"
 CARD_NAME = "card.json"
+LABELS_NAME = "labels.txt"  # attribute models: one attribute name per line, in attr_probs order
 NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2}
 # The graph nvinfer builds an engine from when the prebuilt one is absent or does not fit the device.
 ONNX_SOURCE = {"fp32": "onnx", "fp16": "onnx", "int8": "onnx-int8"}
@@ -77,6 +78,7 @@ def nvinfer_config(card: ModelCard, onnx_file: str, engine_file: str, operate_on
         "network-mode": str(NETWORK_MODES[precision]),
         **preprocessing_keys(card),
         "output-blob-names": ";".join(card.outputs),
+        **({"labelfile-path": LABELS_NAME} if card.attributes else {}),
         "input-object-min-width": str(min_face),
         "input-object-min-height": str(min_face),
     }
@@ -103,12 +105,14 @@ def load_box_crop_result(path: Path | None) -> dict | None:
     return json.loads(committed.read_text()) if committed.is_file() else None
 
 
+MEASURE_COMMAND = ("edgeface experiment alignment-vs-boxcrop CHECKPOINT --data UTKFACE_DIR --detector YUNET.onnx "
+                   "--out RESULTS_DIR")  # placeholders: the measuring machine's own paths mean nothing to a reader
+
+
 def box_crop_paragraph(result: dict | None) -> str:
     """The measured accuracy cost of box crops (one line per head-roll condition), or how to measure it."""
     if result is None:
-        return ("No alignment-vs-box-crop measurement was found. Measure it for your model with\n"
-                "`edgeface experiment alignment-vs-boxcrop CHECKPOINT --data UTKFACE_DIR "
-                "--detector YUNET.onnx --out RESULTS_DIR`.\n")
+        return f"No alignment-vs-box-crop measurement was found. Measure it for your model with\n`{MEASURE_COMMAND}`.\n"
     lines = [f"Measured with {result['model']} at {result['input_size']} px ({result['artifact']}) on held-out "
              f"{result['dataset']} faces, each turned by a random head roll within the stated range:", ""]
     for c in result["conditions"]:
@@ -117,7 +121,7 @@ def box_crop_paragraph(result: dict | None) -> str:
                      f"{box['mae']:.2f} years box-cropped (**{c['delta_mae']:+.2f} years**, paired standard error "
                      f"{c['delta_mae_se']:.2f}); CS@5 {100 * aligned['cs5']:.1f}% vs {100 * box['cs5']:.1f}%")
     lines += ["", "This is what this configuration gives up by feeding box crops to a model trained on aligned "
-              "faces. Re-measure for your own model with", f"`{result['command']}`", ""]
+              "faces. Re-measure for your own model with", f"`{MEASURE_COMMAND}`", ""]
     return "\n".join(lines)
 
 
@@ -142,7 +146,7 @@ objects; it outputs raw tensors (`network-type=100`, `output-tensor-meta=1`) nam
 | `{onnx_file}` | the ONNX graph nvinfer builds its engine from |
 | `{engine_file}` | {engine_note} |
 | `{CARD_NAME}` | the model card: label space, attributes, thresholds the probe needs |
-
+{f"| `{LABELS_NAME}` | the attribute names, one per line in `attr_probs` order |{chr(10)}" if card.attributes else ""}
 Preprocessing equals edgeface's: {spec.color} at {spec.input_size}x{spec.input_size}, `(pixel - {spec.mean[0]}) /
 {spec.std}`, i.e. `net-scale-factor={1.0 / spec.std!r}`, `offsets={';'.join(str(m) for m in spec.mean)}`,
 `model-color-format={0 if spec.color == 'RGB' else 1}`.
@@ -214,6 +218,8 @@ def export_deepstream(convert_dir: str | Path, out: str | Path, operate_on_gie_i
             shutil.copyfile(source, folder / name)
         (folder / CONFIG_NAME).write_text(config)
         (folder / CARD_NAME).write_text(card.to_json() + "\n")
+        if card.attributes:
+            (folder / LABELS_NAME).write_text("\n".join(card.attributes) + "\n")
         (folder / "README.md").write_text(readme(card, CONFIG_NAME, onnx_file, engine_file, engine_prebuilt,
                                                  gie_unique_id, result))
     return out / CONFIG_NAME

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,6 +225,8 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
     calib_x, data_sha, faces, sample = _inputs(card, build, calib, eval_data, options)
 
     manifest = new_manifest(card, Path(checkpoint).name, sha256_file(checkpoint))
+    # where the checkpoint lies seen from the folder (bench measures it beside the artifacts); never absolute
+    manifest["source"]["path"] = os.path.relpath(Path(checkpoint).resolve(), out_dir.resolve())
     with atomic_dir(out_dir) as work:
         notes = _build_all(model, card, build, work, sample, calib_x, data_sha, options, manifest)
         for name, reason in skipped.items():

@@ -27,7 +27,7 @@ from torch import nn
 
 from edgeface.data.augment import AugmentConfig, augment_crop, transform_landmarks
 from edgeface.data.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
-from edgeface.fileio import cache_dir, save_figure, sha256_file, write_json, write_text
+from edgeface.fileio import cache_dir, portable_path, save_figure, sha256_file, write_json, write_text
 from edgeface.models.checkpoint import read_checkpoint, save_checkpoint, warm_start
 from edgeface.preprocess import PreprocessSpec, to_input
 from edgeface.train.config import TrainConfig
@@ -115,7 +115,7 @@ def load_faces(cfg: TrainConfig, task: TrainingTask, spec: PreprocessSpec, dist:
     faces = None
     for turn in (True, False):  # rank 0 aligns (and caches), then the others read the cache
         if dist.main == turn:
-            faces = prepare_faces(samples, spec, issues, f"{cfg.format}:{cfg.data}",
+            faces = prepare_faces(samples, spec, issues, f"{cfg.format}:{portable_path(cfg.data)}",
                                   None if cfg.aligned else cfg.detector, cache, progress=cfg.progress and dist.main)
         dist.barrier()
     if dist.main:
