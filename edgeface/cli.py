@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+OPENCV_MISSING = ("OpenCV (cv2) is not importable: on a Jetson use JetPack's python3-opencv from a venv made with "
+                  "--system-site-packages; elsewhere pip install 'edgeface[opencv]'")
 EXPECTED_ERRORS = (UserError, FileNotFoundError, ValueError, PermissionError, ImportError, RuntimeError)
 
 
@@ -56,7 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as e:  # the commands' modules import cv2: say what to install, not a traceback
+        if e.name != "cv2":
+            raise
+        print(f"edgeface: error: {OPENCV_MISSING}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return int(args._main(args) or 0)
     except KeyboardInterrupt:

@@ -178,3 +178,13 @@ def resolve_artifact(path: str | Path, target_name: str | None = None,
             if entry.get("file") == path.name:
                 return path, manifest_card(manifest), entry
     return path, None, None
+
+
+def describe_artifact(path: str | Path, backend: str) -> str:
+    """``"trt-int8 (int8, tensorrt) model.int8.engine"``: what a runner opened, for the line a command prints."""
+    path = Path(path)
+    _, _, entry = resolve_artifact(path)
+    if entry is None:
+        suffix = "checkpoint" if path.suffix in (".pt", ".pth") else "file"
+        return f"{suffix} ({backend}) {path.name}"
+    return f"{entry['target']} ({entry['precision']}, {backend}) {path.name}"

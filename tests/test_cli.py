@@ -102,3 +102,16 @@ def test_experiments_share_one_convention(name, tmp_path):
     import shlex
 
     assert settings(parser.parse_args(shlex.split(line)[1:])) == recorded
+
+
+def test_missing_opencv_is_one_line_naming_the_fix(tmp_path):
+    """OpenCV is any importable cv2 (not a pip requirement), so its absence must say how to get one."""
+    import subprocess
+    import sys
+
+    from import_blocker import without
+
+    run = subprocess.run([sys.executable, "-m", "edgeface", "models"], env=without("cv2", tmp_path),
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "--system-site-packages" in run.stderr and "edgeface[opencv]" in run.stderr

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 import pytest
 from convert_helpers import SPEC, convert_options, tiny_checkpoint
+from import_blocker import without
 
 from edgeface.card import ModelCard
 from edgeface.cli import main as cli_main
@@ -32,24 +33,6 @@ from edgeface.fileio import sha256_file
 from edgeface.labels import AGE
 from edgeface.manifest import load_manifest
 
-REPO = Path(__file__).resolve().parents[1]
-BLOCKER = '''import sys
-from importlib.machinery import PathFinder
-
-
-class _NoTorch(PathFinder):
-    """The path finder of a machine without torch: torch is simply not found (find_spec gives None)."""
-
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            return None
-        return super().find_spec(name, path, target)
-
-
-sys.meta_path[:] = [_NoTorch if finder is PathFinder else finder for finder in sys.meta_path]
-'''
-
 
 @pytest.fixture(scope="module")
 def onnx_folder(tmp_path_factory, utkface_dir) -> Path:
@@ -61,10 +44,7 @@ def onnx_folder(tmp_path_factory, utkface_dir) -> Path:
 
 
 def _no_torch_env(tmp_path: Path) -> dict:
-    blocker = tmp_path / "blocker"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(BLOCKER)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO)])}
+    return without("torch", tmp_path / "blocker")
 
 
 def test_the_blocker_blocks(tmp_path):

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from edgeface.manifest import describe_artifact
     from edgeface.runtime.predictor import Predictor
     from edgeface.runtime.sinks import AnnotatedVideoWriter, JsonlWriter, draw_results, frame_record
     from edgeface.runtime.sources import VideoSource
@@ -76,7 +77,8 @@ def main(args: argparse.Namespace) -> int:
             for sink in (video, jsonl):
                 if sink is not None:
                     sink.close(commit=committed)
-    models = ", ".join(f"{m.card.model}/{m.card.task} ({m.runner.backend})" for m in predictor.models)
+    models = ", ".join(f"{m.card.model}/{m.card.task}: {describe_artifact(m.runner.path, m.runner.backend)}"
+                       for m in predictor.models)
     print(f"models: {models}; detection every {args.detect_every} frame(s)")
     print(stats.report())
     if video is not None:

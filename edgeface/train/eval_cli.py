@@ -64,6 +64,7 @@ def saved_config(model: str) -> dict | None:
 def main(args: argparse.Namespace) -> int:
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
     from edgeface.fileio import cache_dir
+    from edgeface.manifest import describe_artifact
     from edgeface.runtime import open_runner
     from edgeface.train.evaluate import evaluate_runner, write_predictions
     from edgeface.train.tasks import training_task_from_card
@@ -103,7 +104,8 @@ def main(args: argparse.Namespace) -> int:
         print()
     else:
         synthetic = " (model trained on SYNTHETIC data)" if card.synthetic else ""
-        print(f"{card.model} [{runner.backend}] {card.task} on {args.data} ({args.split}, "
+        artifact = describe_artifact(runner.path, runner.backend)
+        print(f"{card.model} [{artifact}] {card.task} on {args.data} ({args.split}, "
               f"{metrics.get('n', len(faces))} faces, flip {'on' if args.flip else 'off'}){synthetic}")
         print(task.format_metrics(metrics))
         if issues.items:
