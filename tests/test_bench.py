@@ -11,7 +11,7 @@ import pytest
 
 from edgeface.bench import bench, jobs, measure, tables
 from edgeface.bench.schema import load_schema, validate_result
-from edgeface.bench.timing import concurrent_throughput, latency_stats, time_calls, warm_up
+from edgeface.bench.timing import MIN_SAMPLES, concurrent_throughput, latency_stats, time_calls, warm_up
 
 SIZE = 32
 
@@ -23,9 +23,16 @@ def test_latency_stats_percentiles():
     assert s["mean"] == pytest.approx(50.5)
     assert s["p50"] == pytest.approx(50.5) and s["p90"] == pytest.approx(90.1) and s["p99"] == pytest.approx(99.01)
     assert s["std"] == pytest.approx(np.std(np.arange(1, 101), ddof=1), rel=1e-4)
-    assert latency_stats([0.002])["std"] == 0.0
+    assert s["ci95"] == pytest.approx(1.959964 * s["std"] / 10, rel=1e-3)  # the mean's 95% CI half-width
+    assert latency_stats([0.002])["std"] == latency_stats([0.002])["ci95"] == 0.0
     with pytest.raises(ValueError):
         latency_stats([])
+
+
+def test_time_calls_takes_the_minimum_sample_count_or_the_duration_whichever_comes_later():
+    ticks = iter(range(10**6))
+    samples = time_calls(lambda: None, seconds=0.0, clock=lambda: float(next(ticks)))
+    assert len(samples) == MIN_SAMPLES >= 100
 
 
 def test_time_based_loops_with_a_fake_clock():

@@ -40,21 +40,22 @@ def markdown_table(document: dict) -> str:
         f"Device: {document['device']} | load average before/after: {document['load_average']['before']} / "
         f"{document['load_average']['after']}",
         "",
-        "| model | target | backend | precision | variant | MiB | load s | peak RSS MiB | batch | mean ms | p50 | "
-        "p90 | p99 | std | img/s (latency) | img/s (throughput) | status |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| model | target | backend | precision | variant | MiB | load s | peak RSS MiB | batch | mean ms (95% CI) | "
+        "p50 | p90 | p99 | std | n | img/s (latency) | img/s (throughput) | status |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in document["results"]:
         head = (f"| {r['model']} | {r['target']} | {r['backend']} | {r['precision']} | {variant_label(r)} | "
                 f"{_fmt(r['file_mib'], 1)} | {_fmt(r['load_s'], 2)} | {_fmt(r['peak_rss_mib'], 0)} |")
         if r["status"] != "ok":
-            lines.append(f"{head} | | | | | | | | {r['status']}: {r['reason']} |")
+            lines.append(f"{head} | | | | | | | | | {r['status']}: {r['reason']} |")
             continue
         for b in r["batches"]:
             s = b["latency_ms"]
             tp = b["throughput_mode"]["images_per_s"] if b["throughput_mode"] else None
-            lines.append(f"{head} {b['batch']} | {s['mean']:.2f} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} | "
-                         f"{s['std']:.2f} | {b['throughput_latency_mode']:.1f} | {_fmt(tp, 1)} | ok |")
+            mean = f"{s['mean']:.2f} ± {s['ci95']:.2f}" if "ci95" in s else f"{s['mean']:.2f}"
+            lines.append(f"{head} {b['batch']} | {mean} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} | "
+                         f"{s['std']:.2f} | {s['n']} | {b['throughput_latency_mode']:.1f} | {_fmt(tp, 1)} | ok |")
     return "\n".join(lines)
 
 
