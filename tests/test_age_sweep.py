@@ -40,3 +40,30 @@ def test_markdown_reports_every_run_with_drift_and_latency():
                          "onnx-int8": artifact(6.1, 2.5)}}
     text = markdown({"date": "2026-11-30", "setup": "setup", "command": "cmd", "runs": [run]})
     assert "| tinyagenet-64 | 64 | 20 | 10.0 | 6.00 | 0.50 | 6.05 (+0.05) | 6.10 (+0.10) | 1.50 | 2.50 |" in text
+
+
+def test_latency_rounds_interleave_the_artifacts(monkeypatch):
+    import edgeface.runtime
+    from edgeface.bench.age_sweep import interleaved_latency
+
+    calls: list[str] = []
+
+    class FakeRunner:
+        def __init__(self, key):
+            self.key, self.active = key, True
+
+        def infer(self, x):
+            calls.append(self.key)
+            return {}
+
+        def deactivate(self):
+            self.active = False
+
+    opened: list[FakeRunner] = []
+    monkeypatch.setattr(edgeface.runtime, "open_runner",
+                        lambda path, threads: opened.append(FakeRunner(str(path))) or opened[-1])
+    stats = interleaved_latency({"a": ("A", 32), "b": ("B", 64)}, seconds=0.02, rounds=3)
+    assert set(stats) == {"a", "b"} and all(s["n"] >= 30 for s in stats.values())
+    timed = [k for i, k in enumerate(calls) if i == 0 or k != calls[i - 1]]  # the order of runs of calls
+    assert timed[-6:] == ["A", "B"] * 3  # three rounds, A then B in each
+    assert not any(r.active for r in opened)

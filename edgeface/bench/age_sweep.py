@@ -89,7 +89,7 @@ def calibration_folder(paths: list[str], folder: Path, count: int = CALIB_IMAGES
 
 
 def measure_run(spec: dict, run: Path, args: argparse.Namespace) -> dict:
-    """Validation MAE of every artifact and batch-1 latency of the INT8 ones."""
+    """Validation MAE of every artifact (FP32 checkpoint, ONNX and OpenVINO FP32 / INT8)."""
     from edgeface.convert.pipeline import ConvertOptions, convert_checkpoint
     from edgeface.manifest import load_manifest
     from edgeface.runtime import open_runner
@@ -107,10 +107,8 @@ def measure_run(spec: dict, run: Path, args: argparse.Namespace) -> dict:
                                                          for t in CONVERT_TARGETS]:
         with open_runner(path, threads=2) as runner:
             metrics, _ = evaluate_runner(runner, val.crops, val.targets, flip=True)
-            entry = {"mae": round(float(metrics["mae"]), 4), "cs@5": round(float(metrics["cs@5"]), 4)}
-            if name in TIMED_TARGETS:
-                entry["latency_ms"] = batch1_latency(runner, spec["size"], args.seconds)
-            artifacts[name] = entry
+            artifacts[name] = {"mae": round(float(metrics["mae"]), 4), "cs@5": round(float(metrics["cs@5"]), 4),
+                               "file": str(path.relative_to(run))}
     fp32 = artifacts["pytorch"]["mae"]
     for entry in artifacts.values():
         entry["delta_mae"] = round(entry["mae"] - fp32, 4)
@@ -122,13 +120,26 @@ def measure_run(spec: dict, run: Path, args: argparse.Namespace) -> dict:
             "params": _params(run / "best.pt"), "artifacts": artifacts}
 
 
-def batch1_latency(runner, size: int, seconds: float) -> dict:
-    """Batch-1 latency statistics (ms) after a one-second warm-up."""
+def interleaved_latency(artifacts: dict[str, tuple[Path, int]], seconds: float, rounds: int = 10) -> dict[str, dict]:
+    """Batch-1 latency (ms) of several artifacts ({key: (path, input size)}), all loaded at once and timed in
+    interleaved rounds (A, B, C, A, B, C, ...): load from other processes falls on every artifact alike, so
+    their ratios hold on a shared machine. ``seconds`` per artifact in all, after a one-second warm-up each."""
     from edgeface.bench.timing import latency_stats, time_calls, warm_up
+    from edgeface.runtime import open_runner
 
-    x = np.zeros((1, 3, size, size), np.float32)
-    warm_up(lambda: runner.infer(x), 1.0)
-    return latency_stats(time_calls(lambda: runner.infer(x), seconds, min_calls=50))
+    runners, samples = {}, {key: [] for key in artifacts}
+    try:
+        for key, (path, size) in artifacts.items():
+            runners[key] = (open_runner(path, threads=2), np.zeros((1, 3, size, size), np.float32))
+        for runner, x in runners.values():
+            warm_up(lambda r=runner, x=x: r.infer(x), 1.0)
+        for _ in range(rounds):
+            for key, (runner, x) in runners.items():
+                samples[key] += time_calls(lambda r=runner, x=x: r.infer(x), seconds / rounds, min_calls=10)
+    finally:
+        for runner, _ in runners.values():
+            runner.deactivate()
+    return {key: latency_stats(values) for key, values in samples.items()}
 
 
 def _params(checkpoint: Path) -> int:
@@ -187,7 +198,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="training epochs per run (cosine schedule)")
     parser.add_argument("--work", type=Path, default=Path("runs/age_sweep"), help="run folders (reused, resumed)")
     parser.add_argument("--only", action="store_true", help="train the given specs and stop (no measurement)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per latency measurement")
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per artifact (over 10 rounds)")
     parser.add_argument("--no-progress", action="store_true", help="no progress output")
 
 
@@ -205,10 +216,16 @@ def main(args: argparse.Namespace) -> int:
         "setup": (f"UTKFace dev chips, seeded 80/20 split ({args.data.name}); recipe `train/configs/utkface_cpu.yaml` "
                   f"with a cosine schedule over {args.epochs} epochs, 1 training thread; best.pt chosen on validation "
                   "MAE; every figure on the validation split, flip-averaged; INT8 calibrated on 512 training-split "
-                  "chips; latency: batch 1, 2 threads, this machine's CPU, load average "
-                  f"{os.getloadavg()[0]:.1f} at the start of the measurement."),
+                  "chips; latency: batch 1, 2 threads, this machine's CPU, every artifact loaded at once and timed in "
+                  "10 interleaved rounds so that load from other processes falls on all alike (load average "
+                  f"{os.getloadavg()[0]:.1f} at the start)."),
         "runs": [measure_run(spec, run, args) for spec, run in runs],
     }
+    timed = {(i, target): (run / document["runs"][i]["artifacts"][target]["file"], spec["size"])
+             for i, (spec, run) in enumerate(runs) for target in TIMED_TARGETS}
+    document["load_average_timing"] = round(os.getloadavg()[0], 2)
+    for (i, target), stats in interleaved_latency(timed, args.seconds).items():
+        document["runs"][i]["artifacts"][target]["latency_ms"] = stats
     document["measure_seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "age_sweep.json", document)
