@@ -112,10 +112,12 @@ def test_file_loop_restarts_the_video(workdir):
     source.release()
 
 
-def test_edgeface_run_writes_video_and_jsonl(workdir, yunet_path, capsys):
+@pytest.mark.parametrize("every_frame", [False, True], ids=["per-track", "every-frame"])
+def test_edgeface_run_writes_video_and_jsonl(workdir, yunet_path, capsys, every_frame):
     out, jsonl = workdir["root"] / "out" / "annotated.mp4", workdir["root"] / "out" / "faces.jsonl"
     code = cli_main(["run", str(workdir["video"]), "--models", str(workdir["models"]), "--detector", str(yunet_path),
-                     "--out", str(out), "--jsonl", str(jsonl), "--threads", "1", "--window", "5"])
+                     "--out", str(out), "--jsonl", str(jsonl), "--threads", "1", "--window", "5"]
+                    + (["--infer-every-frame"] if every_frame else []))
     assert code == 0
     report = capsys.readouterr().out
     assert "FPS" in report and "detect" in report and "infer" in report
@@ -126,14 +128,18 @@ def test_edgeface_run_writes_video_and_jsonl(workdir, yunet_path, capsys):
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(FRAMES))
     ids_by_band = {}
+    inferences: dict[int, int] = {}  # per track: frames its models ran on so far
     for record, known in zip(records, workdir["boxes"], strict=True):
         assert len(record["faces"]) == 3
         for face in record["faces"]:
             band, distance = nearest_known(face["box"], known)
             assert distance < 0.25 * FACE_SIZE
             ids_by_band.setdefault(band, set()).add(face["track_id"])
-            assert face["fused_frames"] == min(record["frame"] + 1, 5)
+            inferences[face["track_id"]] = inferences.get(face["track_id"], 0) + (face["stale_frames"] == 0)
+            assert face["fused_frames"] == min(inferences[face["track_id"]], 5)
+            assert face["stale_frames"] == 0 if every_frame or record["frame"] == 0 else face["stale_frames"] < 10
             assert {"age", "age_std", "attributes", "decisions", "model_landmarks"} <= set(face)
+    assert sum(inferences.values()) == (3 * FRAMES if every_frame else 6)  # per track: frames 0 and 10
     assert sorted(len(ids) for ids in ids_by_band.values()) == [1, 1, 1]  # one stable id per face
     assert not list(out.parent.glob(".*.tmp*"))  # no temporary files left behind
 

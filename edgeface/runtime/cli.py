@@ -18,12 +18,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", action="store_true", help="show the annotated video in a window (q quits)")
     parser.add_argument("--detect-every", type=int, default=1, metavar="N",
                         help="run the detector every N frames, following faces by optical flow in between")
+    parser.add_argument("--refresh-every", type=int, default=10, metavar="N",
+                        help="infer each tracked face again after N frames (earlier when it grew, turned or "
+                             "sharpened; new faces at once; default 10)")
+    parser.add_argument("--face-budget", type=int, metavar="K",
+                        help="infer at most K faces per frame, the most stale first (default: no cap)")
+    parser.add_argument("--infer-every-frame", action="store_true",
+                        help="run the models on every face of every frame (no per-track schedule)")
     parser.add_argument("--backend", help="runner backend override (torch, onnxruntime, openvino, tensorrt)")
     parser.add_argument("--target", help="convert-folder artifact to use (onnx, onnx-int8, openvino-int8, ...)")
     parser.add_argument("--device", help="runner device (cpu, cuda, GPU, AUTO ...)")
-    parser.add_argument("--threads", type=int, help="inference threads per model")
+    parser.add_argument("--threads", type=int, help="inference threads per model (default: the thread budget, "
+                                                     "every usable core; decode and detect get one each)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
-    parser.add_argument("--min-face", type=int, default=24, help="smallest face side in pixels")
+    parser.add_argument("--min-face", type=int, default=24,
+                        help="smallest face side in pixels to find; the detector runs on the frame downscaled so "
+                             "such a face is 12 px for YuNet (default 24: half size)")
     parser.add_argument("--score-threshold", type=float, default=0.6, help="detector score threshold")
     parser.add_argument("--flip", action="store_true", help="average with the mirrored face (doubles model cost)")
     parser.add_argument("--window", type=int, default=15, help="frames fused per track")
@@ -33,8 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from edgeface.manifest import describe_artifact
     from edgeface.runtime.predictor import Predictor
+    from edgeface.runtime.scheduler import Schedule
     from edgeface.runtime.sinks import AnnotatedVideoWriter, JsonlWriter, draw_results, frame_record
     from edgeface.runtime.sources import VideoSource
+    from edgeface.runtime.threads import thread_budget
     from edgeface.runtime.tracker import IoUTracker
     from edgeface.runtime.video import VideoPipeline
 
@@ -42,11 +54,16 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--detect-every must be at least 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be at least 1")
-    predictor = Predictor(args.models, args.detector, backend=args.backend, threads=args.threads,
+    if args.min_face < 1:
+        raise ValueError("--min-face must be at least 1 pixel")
+    schedule = None if args.infer_every_frame else Schedule(refresh_every=args.refresh_every, budget=args.face_budget)
+    budget = thread_budget(args.threads)
+    budget.apply()
+    predictor = Predictor(args.models, args.detector, backend=args.backend, threads=budget.infer,
                           min_face=args.min_face, score_threshold=args.score_threshold, flip=args.flip,
                           target=args.target, device=args.device)
     with predictor:
-        source = VideoSource(args.source, max_reconnects=args.max_reconnects)
+        source = VideoSource(args.source, max_reconnects=args.max_reconnects, decode_threads=budget.decode)
         video = AnnotatedVideoWriter(args.out, source.fps) if args.out else None
         jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
         show = args.show
@@ -68,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
             return True
 
         pipeline = VideoPipeline(source, predictor, IoUTracker(predictor.cards, window=args.window),
-                                 detect_every=args.detect_every, max_frames=args.max_frames)
+                                 detect_every=args.detect_every, max_frames=args.max_frames, schedule=schedule)
         committed = False
         try:
             stats = pipeline.run(on_frame)
@@ -79,7 +96,11 @@ def main(args: argparse.Namespace) -> int:
                     sink.close(commit=committed)
     models = ", ".join(f"{m.card.model}/{m.card.task}: {describe_artifact(m.runner.path, m.runner.backend)}"
                        for m in predictor.models)
-    print(f"models: {models}; detection every {args.detect_every} frame(s)")
+    inference = ("every face every frame" if schedule is None else
+                 f"per track, refreshed every {schedule.refresh_every} frames"
+                 + (f", at most {schedule.budget} faces per frame" if schedule.budget else ""))
+    print(f"models: {models}; detection every {args.detect_every} frame(s) at scale "
+          f"{predictor.detector.scale:.2f}; inference {inference}; threads {budget.describe()}")
     print(stats.report())
     if video is not None:
         print(f"wrote {video.path} ({video.frames} frames)" if video.frames else "no frames: no video written")

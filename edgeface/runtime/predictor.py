@@ -37,7 +37,8 @@ class FaceResult:
     decisions: dict[str, bool] | None = None  # probability >= the card's fitted threshold
     model_landmarks: np.ndarray | None = None  # the attribute model's 5 points, mapped back to the frame
     track_id: int | None = None
-    fused_frames: int = 1  # how many frames the tracker fused into the values above
+    fused_frames: int = 1  # how many inferences the tracker fused into the values above
+    stale_frames: int = 0  # frames since the latest inference behind the values (0: inferred on this frame)
     probs: dict[str, np.ndarray] = field(default_factory=dict)  # raw label distributions per task (for fusion)
     attr_probs: np.ndarray | None = None  # raw attribute probabilities (for fusion)
 
@@ -48,6 +49,7 @@ class FaceResult:
         if self.track_id is not None:
             out["track_id"] = self.track_id
             out["fused_frames"] = self.fused_frames
+            out["stale_frames"] = self.stale_frames
         for name in ("age", "age_std", "attractiveness", "attractiveness_std"):
             value = getattr(self, name)
             if value is not None:
@@ -102,8 +104,9 @@ class Predictor:
     def __init__(self, models: str | Path | list[str | Path], detector_path: str | Path,
                  backend: str | None = None, threads: int | None = None, min_face: int = 24,
                  score_threshold: float = 0.6, flip: bool = False, target: str | None = None,
-                 device: str | None = None):
-        self.detector = FaceDetector(detector_path, score_threshold=score_threshold, min_face=min_face)
+                 device: str | None = None, downscale: bool = True):
+        self.detector = FaceDetector(detector_path, score_threshold=score_threshold, min_face=min_face,
+                                     downscale=downscale)
         self.flip = flip
         self.models: list[LoadedModel] = []
         try:
@@ -130,9 +133,11 @@ class Predictor:
 
     def infer(self, frame_bgr: np.ndarray, faces: list[Face], rgb: bool = False) -> list[FaceResult]:
         """Run the models on faces already found in this frame (a tracker's or another detector's)."""
-        frame = _check_frame(frame_bgr, rgb)
-        results = [FaceResult(box=np.asarray(f.box, np.float32), landmarks=np.asarray(f.landmarks, np.float32),
-                              score=float(f.score)) for f in faces]
+        return self.fill(_check_frame(frame_bgr, rgb), face_results(faces))
+
+    def fill(self, frame: np.ndarray, results: list[FaceResult]) -> list[FaceResult]:
+        """Run the models on these faces of a BGR frame and set their values in place (the scheduler's path:
+        it picks which of a frame's faces are worth a model run)."""
         if not results:
             return results
         batches: dict[PreprocessSpec, np.ndarray] = {}
@@ -175,6 +180,12 @@ class Predictor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def face_results(faces: list[Face]) -> list[FaceResult]:
+    """Detected faces as results without values yet (for :meth:`Predictor.fill`)."""
+    return [FaceResult(box=np.asarray(f.box, np.float32), landmarks=np.asarray(f.landmarks, np.float32),
+                       score=float(f.score)) for f in faces]
 
 
 def crop_points_to_frame(points01: np.ndarray, detected: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -3,6 +3,7 @@ skipped and counted and dropped live streams are reopened with backoff instead o
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -50,12 +51,14 @@ def parse_source(source: str | int) -> SourceSpec:
     return SourceSpec("file", text)
 
 
-def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
+def open_capture(spec: SourceSpec, threads: int | None = None) -> cv2.VideoCapture:
+    """The capture for a source; ``threads`` caps FFmpeg's decoder threads (files and URLs)."""
     if spec.kind == "gstreamer":
         return cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
     if spec.kind == "camera":
         return cv2.VideoCapture(spec.target)
-    return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG)
+    params = [cv2.CAP_PROP_N_THREADS, threads] if threads else []
+    return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
 
 
 class VideoSource:
@@ -63,18 +66,27 @@ class VideoSource:
 
     Live sources that drop are reopened with exponential backoff (``backoff_s`` doubling up to 8 s) at
     most ``max_reconnects`` times in a row; a file ends at its end, or restarts when ``loop`` is set.
-    ``opener`` builds the capture (``cv2.VideoCapture`` by default; tests pass a scripted one).
+    ``opener`` builds the capture (:func:`open_capture` with ``decode_threads`` by default; tests pass a scripted
+    one). ``pace_fps``
+    replays a file as a live camera would deliver it: one frame per tick, a frame the reader is late for is
+    skipped (counted in ``late_frames``), and the source counts as live, so measured latency is a camera's.
     """
 
     MAX_CONSECUTIVE_BAD = 50
 
     def __init__(self, source: str | int | SourceSpec, max_reconnects: int = 5, backoff_s: float = 0.5,
-                 loop: bool = False, opener: Callable[[SourceSpec], cv2.VideoCapture] = open_capture):
+                 loop: bool = False, opener: Callable[[SourceSpec], cv2.VideoCapture] | None = None,
+                 pace_fps: float | None = None, decode_threads: int | None = None):
         self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
+        if pace_fps is not None and not pace_fps > 0:
+            raise ValueError("pace_fps must be positive")
+        self.pace_fps = pace_fps
+        self.frame_time: float | None = None  # paced replay: perf_counter time the latest frame was due
+        self.late_frames = 0
         self.max_reconnects = max_reconnects
         self.backoff_s = backoff_s
         self.loop = loop
-        self._opener = opener
+        self._opener = opener or functools.partial(open_capture, threads=decode_threads)
         self.bad_frames = 0
         self.reconnects = 0
         self._attempts = 0  # reconnect attempts since the last good frame
@@ -85,6 +97,11 @@ class VideoSource:
         fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
 
+    @property
+    def live(self) -> bool:
+        """Frames arrive in real time (a camera, a stream, or a paced replay): fall behind and they are lost."""
+        return self.spec.live or self.pace_fps is not None
+
     def _open(self) -> cv2.VideoCapture | None:
         capture = self._opener(self.spec)
         if capture is None or not capture.isOpened():
@@ -93,6 +110,23 @@ class VideoSource:
 
     def frames(self, stop: threading.Event | None = None) -> Iterator[np.ndarray]:
         """Good BGR frames until the source ends, gives up reconnecting, or ``stop`` is set."""
+        frames = self._frames(stop)
+        if self.pace_fps is None:
+            yield from frames
+            return
+        period, start = 1.0 / self.pace_fps, time.perf_counter()
+        for tick, frame in enumerate(frames):
+            due = start + tick * period
+            now = time.perf_counter()
+            if now >= due + period:  # the camera has moved on: this frame was never there for the reader
+                self.late_frames += 1
+                continue
+            if now < due:
+                time.sleep(due - now)
+            self.frame_time = due
+            yield frame
+
+    def _frames(self, stop: threading.Event | None) -> Iterator[np.ndarray]:
         failures = 0
         while stop is None or not stop.is_set():
             ok, frame = self._capture.read() if self._capture is not None else (False, None)

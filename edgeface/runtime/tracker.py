@@ -3,12 +3,18 @@
 Per track the last ``window`` label distributions are averaged and the fused distribution is decoded
 with ``edgeface.labels`` (expectation + std), so a person's age stays steady instead of jittering
 frame to frame; attribute probabilities are averaged the same way and re-thresholded with the card.
+
+With an inference scheduler (:mod:`edgeface.runtime.scheduler`) not every face is inferred on every frame:
+:meth:`IoUTracker.assign` gives the frame's faces their tracks first, then the inferred faces are fused
+(:meth:`IoUTracker.fuse`) and the others carry their track's latest fused values (:meth:`IoUTracker.carry`),
+marked with how many frames old that inference is.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +22,9 @@ from edgeface.card import ModelCard
 from edgeface.decode import decision_matrix
 from edgeface.labels import distribution_std, expectation
 from edgeface.runtime.predictor import FaceResult
+
+if TYPE_CHECKING:
+    from edgeface.runtime.scheduler import FaceView
 
 
 def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
@@ -38,6 +47,9 @@ class Track:
     missed: int = 0
     probs: dict[str, deque] = field(default_factory=dict)
     attr_probs: deque | None = None
+    inferred_frame: int | None = None  # tracker frame of the latest inference; None: never inferred
+    latest: FaceResult | None = None  # the fused values after that inference (carried to frames without one)
+    reference: FaceView | None = None  # what the scheduler saw at that inference (size, pose, sharpness)
 
 
 class IoUTracker:
@@ -51,12 +63,22 @@ class IoUTracker:
         self.max_missed = max_missed
         self.window = window
         self.tracks: list[Track] = []
+        self.frame = -1  # index of the latest frame given to assign()
         self._next_id = 1
 
     def update(self, faces: list[FaceResult]) -> list[FaceResult]:
-        """Give each face a track id and replace its values by the track's fused ones (in place; returned)."""
+        """Give each face (all inferred on this frame) a track id and replace its values by the track's fused
+        ones (in place; returned)."""
+        for track, face in zip(self.assign(faces), faces, strict=True):
+            self.fuse(track, face)
+        return faces
+
+    def assign(self, faces: list[FaceResult]) -> list[Track]:
+        """Match one frame's faces to tracks (new faces start tracks) and set their track ids; the tracks, in
+        face order. Call :meth:`fuse` or :meth:`carry` for each face afterwards."""
+        self.frame += 1
         matches = self._match(faces)
-        seen: set[int] = set()
+        tracks: list[Track] = []
         for i, face in enumerate(faces):
             track = matches.get(i)
             if track is None:
@@ -65,13 +87,35 @@ class IoUTracker:
                 self.tracks.append(track)
             else:
                 track.box, track.hits, track.missed = face.box.copy(), track.hits + 1, 0
-            seen.add(track.track_id)
-            self._fuse(track, face)
+            face.track_id = track.track_id
+            tracks.append(track)
+        seen = {t.track_id for t in tracks}
         for track in self.tracks:
             if track.track_id not in seen:
                 track.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
-        return faces
+        return tracks
+
+    def fuse(self, track: Track, face: FaceResult) -> None:
+        """Add this frame's inference of ``face`` to its track and give the face the fused values."""
+        self._fuse(track, face)
+        track.inferred_frame = self.frame
+        track.latest = face
+        face.stale_frames = 0
+
+    def carry(self, track: Track, face: FaceResult) -> None:
+        """A face not inferred on this frame: the track's latest fused values, and how many frames old they are.
+        The attribute model's landmarks move with the detector's landmarks since then."""
+        latest = track.latest
+        if latest is None or track.inferred_frame is None:
+            return
+        for name in ("age", "age_std", "attractiveness", "attractiveness_std", "attributes", "decisions",
+                     "fused_frames"):
+            setattr(face, name, getattr(latest, name))
+        if latest.model_landmarks is not None:
+            shift = face.landmarks.mean(axis=0) - latest.landmarks.mean(axis=0)
+            face.model_landmarks = (latest.model_landmarks + shift).astype(np.float32)
+        face.stale_frames = self.frame - track.inferred_frame
 
     def _match(self, faces: list[FaceResult]) -> dict[int, Track]:
         if not faces or not self.tracks:
@@ -90,7 +134,6 @@ class IoUTracker:
         return matches
 
     def _fuse(self, track: Track, face: FaceResult) -> None:
-        face.track_id = track.track_id
         for task, probs in face.probs.items():
             history = track.probs.setdefault(task, deque(maxlen=self.window))
             history.append(probs)

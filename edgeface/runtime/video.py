@@ -2,7 +2,10 @@
 (:mod:`edgeface.runtime.sources`) and the caller's sinks (:mod:`edgeface.runtime.sinks`), with run statistics.
 
 Stages run in their own threads joined by bounded queues, so decoding frame t+2, detecting faces in t+1
-and running the models on t overlap; a slow stage applies back-pressure instead of growing memory.
+and running the models on t overlap; a slow stage applies back-pressure instead of growing memory. A live
+source never waits on that back-pressure: the oldest waiting frame is dropped (and counted) instead, so latency
+stays bounded by the queue sizes. With a tracker, the models run per track, not per frame
+(:mod:`edgeface.runtime.scheduler`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import cv2
 import numpy as np
 
 from edgeface.detector import Face
-from edgeface.runtime.predictor import FaceResult, Predictor
+from edgeface.runtime.predictor import FaceResult, Predictor, face_results
+from edgeface.runtime.scheduler import Schedule, TrackedInference
 from edgeface.runtime.sources import VideoSource
 from edgeface.runtime.tracker import IoUTracker
 
 STAGES = ("decode", "detect", "infer", "write")
+DEFAULT_SCHEDULE = Schedule()  # every track refreshed at least every 10 frames
 _END = object()  # end-of-stream marker passed down the queues
 
 
@@ -65,6 +70,7 @@ class RunStats:
 
     frames: int = 0
     faces: int = 0
+    inferred_faces: int = 0  # faces the models ran on (fewer than faces when inference is scheduled per track)
     bad_frames: int = 0
     dropped_frames: int = 0  # live sources only: frames dropped because the pipeline was behind
     reconnects: int = 0
@@ -85,7 +91,8 @@ class RunStats:
             return {"mean_ms": round(float(a.mean()), 2), "p50_ms": round(float(np.percentile(a, 50)), 2),
                     "p95_ms": round(float(np.percentile(a, 95)), 2)}
 
-        return {"frames": self.frames, "faces": self.faces, "bad_frames": self.bad_frames,
+        return {"frames": self.frames, "faces": self.faces, "inferred_faces": self.inferred_faces,
+                "bad_frames": self.bad_frames,
                 "dropped_frames": self.dropped_frames, "reconnects": self.reconnects,
                 "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
                 "interrupted": self.interrupted, "stages": {s: ms(v) for s, v in self.stage_s.items()},
@@ -93,7 +100,8 @@ class RunStats:
 
     def report(self) -> str:
         s = self.summary()
-        lines = [f"{s['frames']} frames, {s['faces']} faces, {s['bad_frames']} bad frames skipped, "
+        lines = [f"{s['frames']} frames, {s['faces']} faces ({s['inferred_faces']} inferred), "
+                 f"{s['bad_frames']} bad frames skipped, "
                  f"{s['dropped_frames']} dropped (behind a live source), {s['reconnects']} reconnects "
                  f"in {s['wall_s']:.1f} s: {s['fps']:.1f} FPS"
                  + (" (interrupted)" if s["interrupted"] else "")]
@@ -136,14 +144,17 @@ class VideoPipeline:
     """decode -> detect (every N frames, optical-flow following in between) -> infer + track -> sinks.
 
     ``on_frame(index, frame, results)`` runs in the calling thread for each frame in order (writers,
-    windows); returning False stops the run.
+    windows); returning False stops the run. With a ``tracker``, ``schedule`` says when each track is inferred
+    (None: every face on every frame); without one every face is inferred on every frame, untracked.
     """
 
     def __init__(self, source: VideoSource, predictor: Predictor, tracker: IoUTracker | None = None,
-                 detect_every: int = 1, max_frames: int | None = None, queue_size: int = 2):
+                 detect_every: int = 1, max_frames: int | None = None, queue_size: int = 2,
+                 schedule: Schedule | None = DEFAULT_SCHEDULE):
         if detect_every < 1:
             raise ValueError("detect_every must be at least 1")
         self.source, self.predictor, self.tracker = source, predictor, tracker
+        self.inference = TrackedInference(predictor, tracker, schedule) if tracker is not None else None
         self.detect_every, self.max_frames, self.queue_size = detect_every, max_frames, queue_size
         self.stop = threading.Event()  # stop reading; frames in flight still finish
         self._abort = threading.Event()  # a stage failed: everyone leaves now
@@ -186,9 +197,9 @@ class VideoPipeline:
             if frame is None:
                 break
             stats.stage_s["decode"].append(time.perf_counter() - t0)
-            item = _Item(index, frame, t0)
+            item = _Item(index, frame, self.source.frame_time or t0)  # a paced replay's frame is due at its tick
             index += 1
-            if self.source.spec.live:  # real time: drop the oldest waiting frame rather than fall behind
+            if self.source.live:  # real time: drop the oldest waiting frame rather than fall behind
                 while True:
                     try:
                         out.put_nowait(item)
@@ -217,9 +228,13 @@ class VideoPipeline:
     def _infer(self, inbox: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
         while (item := self._get(inbox)) is not _END:
             t = time.perf_counter()
-            item.results = self.predictor.infer(item.frame, item.faces)
-            if self.tracker is not None:
-                self.tracker.update(item.results)
+            if self.inference is None:
+                item.results = self.predictor.infer(item.frame, item.faces)
+                stats.inferred_faces += len(item.results)
+            else:
+                before = self.inference.inferred
+                item.results = self.inference(item.frame, face_results(item.faces))
+                stats.inferred_faces += self.inference.inferred - before
             stats.stage_s["infer"].append(time.perf_counter() - t)
             if not self._put(out, item):
                 return
@@ -260,6 +275,7 @@ class VideoPipeline:
                 thread.join(timeout=10)
             stats.wall_s = time.perf_counter() - start
             stats.bad_frames, stats.reconnects = self.source.bad_frames, self.source.reconnects
+            stats.dropped_frames += self.source.late_frames
             self.source.release()
         if self._errors:
             raise self._errors[0]
