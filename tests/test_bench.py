@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 from edgeface.bench import bench, jobs, measure, tables
+from edgeface.bench.interleaved import benchmark_app_command, parse_benchmark_app
 from edgeface.bench.schema import load_schema, validate_result
-from edgeface.bench.timing import MIN_SAMPLES, concurrent_throughput, latency_stats, time_calls, warm_up
+from edgeface.bench.timing import (
+    MIN_SAMPLES,
+    concurrent_throughput,
+    interleaved_ratios,
+    latency_stats,
+    time_calls,
+    warm_up,
+)
 
 SIZE = 32
 
@@ -76,7 +84,7 @@ def convert_folder(tmp_path_factory):
 
 
 SETTINGS = {"batches": [1, 2], "duration_s": 0.1, "warmup_s": 0.02, "streams": 2, "backends": ["torch", "onnxruntime"],
-            "device": "cpu"}
+            "device": "cpu", "rounds": 2, "round_s": 0.02}
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +119,9 @@ def test_measured_document_follows_the_schema(document):
             assert b["throughput_mode"]["streams"] == 2 and b["throughput_mode"]["images_per_s"] > 0
     table = tables.markdown_table(document)
     assert "| tinyagenet | onnx | onnxruntime | fp32 | t=1 |" in table
+    for r in rows.values():  # the interleaved batch-1 rounds: no benchmark_app reference for these backends
+        assert len(r["interleaved"]["rounds_ms"]) == 2 and r["interleaved"]["benchmark_app_rounds_ms"] is None
+    assert "| tinyagenet | onnx | onnxruntime | t=1 | 2 |" in tables.interleaved_table(document)
     json.dumps(document)  # plain JSON
 
 
@@ -174,3 +185,38 @@ def test_cuda_compute_only(convert_folder):
     doc = measure.run_benchmark(found, dict(SETTINGS, batches=[1], streams=1, device="cuda"), isolate=False,
                               progress=False)
     assert doc["results"][0]["batches"][0]["compute_only_ms"]["mean"] > 0
+
+
+def test_interleaved_ratios_cancel_a_load_that_drifts_between_rounds():
+    load = np.array([1.0, 2.5, 1.2, 3.0, 1.1])  # the machine gets busier and quieter between rounds
+    slow, fast = 40.0 * load, 10.0 * load * np.array([1.0, 1.05, 0.95, 1.1, 0.9])
+    x = interleaved_ratios(slow, fast)
+    assert x["rounds"] == 5 and x["median"] == pytest.approx(4.0)
+    assert x["q1"] == pytest.approx(40 / 10.5, abs=1e-3) and x["q3"] == pytest.approx(40 / 9.5, abs=1e-3)
+    assert x["ci95"][0] <= x["median"] <= x["ci95"][1] and x["ci95"][1] <= max(x["ratios"])
+    # the same timings compared apart (a quiet round of one, a busy round of the other) read as a 1.2x speed-up
+    assert slow[0] / fast[3] == pytest.approx(40 / 33)
+    assert interleaved_ratios([1, 2, 3, 4, 5], [1, 1, 1, 1, 1])["median"] == 3
+    assert interleaved_ratios([2.0], [1.0], seed=1)["ci95"] == [2.0, 2.0]
+
+
+def test_interleaved_ratios_reject_unpaired_or_empty_rounds():
+    with pytest.raises(ValueError, match="same number"):
+        interleaved_ratios([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="same number"):
+        interleaved_ratios([], [])
+    with pytest.raises(ValueError, match="positive"):
+        interleaved_ratios([1.0], [0.0])
+
+
+def test_benchmark_app_reference_command_and_output():
+    job = {"artifact": "m/model.int8.xml", "device": "cpu", "input_size": 224, "threads": 2}
+    command = benchmark_app_command(job, 1.5)
+    assert command[1] == "-c" and "openvino.tools.benchmark.main" in command[2]
+    assert " ".join(command[3:]) == ("-m m/model.int8.xml -d CPU -hint latency -t 1.5 -shape [1,3,224,224] "
+                                     "-infer_precision f32 -nthreads 2")
+    output = "[ INFO ] Latency:\n[ INFO ]    Median:     7.21 ms\n[ INFO ]    Average:    7.40 ms\n"
+    assert parse_benchmark_app(output) == 7.21
+    assert parse_benchmark_app("[ INFO ]    Median:        812.50 us") == pytest.approx(0.8125)
+    with pytest.raises(ValueError, match="median"):
+        parse_benchmark_app("[ ERROR ] cannot read model")

@@ -120,3 +120,18 @@ def test_report_cli_writes_where_out_says(tmp_path):
     assert args.out == tmp_path / "R.md"
     with pytest.raises(SystemExit):
         parser.parse_args(["a.json", "-o", "R.md"])
+
+
+def test_speedup_claims_use_interleaved_rounds_when_both_rows_have_them():
+    doc = _document()
+    rows = {(r["model"], r["backend"], r["precision"]): r for r in doc["results"]}
+    # measured apart, ThinAgeNet's ONNX FP32 row ran while the machine was busy: 200 / 48 ms reads as 4.2x, but
+    # in the interleaved rounds both saw the same load and the per-round ratio is 2.0x, the truth
+    rows[("vgg16-dldl", "onnxruntime", "fp32")]["interleaved"] = {"rounds_ms": [100.0, 300.0, 120.0],
+                                                                  "median_ms": 120.0}
+    rows[("thinagenet", "onnxruntime", "fp32")]["interleaved"] = {"rounds_ms": [50.0, 150.0, 60.0], "median_ms": 60.0}
+    (ort,) = _by(claims.claims_table([validate_result(doc)]), "ThinAgeNet is 2.6x", "onnxruntime", "fp32")
+    assert ort["ratio"] == pytest.approx(2.0) and ort["verdict"] == "not confirmed"
+    assert "3 interleaved rounds" in ort["measured"] and "IQR 2.00-2.00" in ort["measured"]
+    (torch_thin,) = _by(claims.claims_table([doc]), "ThinAgeNet is 2.6x", "torch")  # no rounds: the means
+    assert "measured apart" in torch_thin["measured"]

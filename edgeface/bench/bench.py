@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per config (default 1)")
     parser.add_argument("--threads", type=_threads_list, default=[None],
                         help="intra-op threads, comma-separated to compare (e.g. 1,2); 'auto' = library default")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="batch-1 latency of all configs again in this many interleaved rounds (A, B, A, B...), "
+                             "the source of the claims' ratios (0 = off; default 5)")
+    parser.add_argument("--round-duration", type=float, default=1.0, help="seconds per config per round (default 1)")
     parser.add_argument("--streams", type=int, default=2, help="parallel requests in throughput mode (1 = off)")
     parser.add_argument("--ov-hint", default="LATENCY",
                         help="OpenVINO performance hints to compare, comma-separated (LATENCY, THROUGHPUT)")
@@ -58,12 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from edgeface.bench.jobs import collect_jobs
     from edgeface.bench.measure import run_benchmark
-    from edgeface.bench.tables import markdown_table
+    from edgeface.bench.tables import interleaved_table, markdown_table
     from edgeface.fileio import write_json
 
     if args.duration <= 0 or args.warmup < 0:
         raise ValueError("--duration must be positive and --warmup non-negative")
+    if args.rounds < 0 or args.round_duration <= 0:
+        raise ValueError("--rounds must be non-negative and --round-duration positive")
     settings = {"batches": args.batch, "duration_s": args.duration, "warmup_s": args.warmup,
+                "rounds": args.rounds, "round_s": args.round_duration,
                 "streams": args.streams, "backends": args.backends.split(","), "device": args.device}
     with tempfile.TemporaryDirectory(prefix="edgeface-bench-") as tmp:
         jobs = collect_jobs(args.inputs, Path(tmp), _names(args.backends), _names(args.targets), args.device,
@@ -75,5 +82,8 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or Path("benchmarks/results") / f"{document['device']}.json"
     write_json(out, document)
     print(markdown_table(document))
+    if args.rounds:
+        print("\nBatch-1 latency in interleaved rounds (the claims' ratios come from these):\n")
+        print(interleaved_table(document))
     print(f"\nwrote {out}", file=sys.stderr)
     return 0

@@ -50,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
     return int(args._experiment(args) or 0)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, threads: int = 2, threads_help: str = "CPU threads",
+def add_common_arguments(parser: argparse.ArgumentParser, threads: int | None = 2, threads_help: str = "CPU threads",
                          **shared: tuple[str, str]) -> None:
     """``--out`` and ``--threads``, plus one path flag per ``shared`` item (``name=(path under ../shared, help)``)
     that defaults to that path when it exists and is required otherwise."""

@@ -207,5 +207,15 @@ def run_benchmark(jobs: list[dict], settings: dict, isolate: bool = True, progre
         "settings": settings,
         "results": rows,
     }
+    if settings.get("rounds"):
+        from edgeface.bench.interleaved import benchmark_app_available, measure_interleaved, run_benchmark_app
+
+        print(f"edgeface bench: batch-1 latency in {settings['rounds']} interleaved rounds", file=sys.stderr)
+        reference = run_benchmark_app if benchmark_app_available() else None
+        measured = measure_interleaved(jobs, settings["rounds"], settings["round_s"], settings["warmup_s"], reference)
+        for i, entry in measured.items():
+            if rows[i]["status"] == "ok":
+                rows[i]["interleaved"] = entry
+        document["load_average"]["after"] = fp_mod.load_average()
     validate_result(document)
     return document

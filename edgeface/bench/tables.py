@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 
 def best_row(rows: list[dict], model: str, backend: str | None = None, precision: str | None = None,
              batch: int = 1, drift_gate: bool = False) -> dict | None:
@@ -57,6 +59,21 @@ def markdown_table(document: dict) -> str:
             lines.append(f"{head} {b['batch']} | {mean} | {s['p50']:.2f} | {s['p90']:.2f} | {s['p99']:.2f} | "
                          f"{s['std']:.2f} | {s['n']} | {b['throughput_latency_mode']:.1f} | {_fmt(tp, 1)} | ok |")
     return "\n".join(lines)
+
+
+def interleaved_table(document: dict) -> str:
+    """Batch-1 medians from the interleaved rounds, with benchmark_app's on the same IR and edgeface's overhead."""
+    lines = ["| model | target | backend | variant | rounds | median ms | benchmark_app median ms | "
+             "edgeface / benchmark_app (median, IQR) |", "|---|---|---|---|---:|---:|---:|---|"]
+    rows = [r for r in document["results"] if r.get("interleaved")]
+    for r in rows:
+        x = r["interleaved"]
+        ref, over = x.get("benchmark_app_rounds_ms"), x.get("overhead_vs_benchmark_app")
+        lines.append(f"| {r['model']} | {r['target']} | {r['backend']} | {variant_label(r)} | {len(x['rounds_ms'])} | "
+                     f"{x['median_ms']:.2f} | {_fmt(statistics.median(ref) if ref else None, 2)} | "
+                     + (f"{over['median']:.3f} ({over['q1']:.3f}-{over['q3']:.3f})" if over else
+                        x.get("benchmark_app_error", "")) + " |")
+    return "\n".join(lines) if rows else ""
 
 
 def _fmt(value: float | None, digits: int) -> str:

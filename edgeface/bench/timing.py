@@ -82,3 +82,28 @@ def concurrent_throughput(calls: list[Callable[[], object]], batch: int, seconds
         raise errors[0]
     return {"streams": len(calls), "images_per_s": round(sum(counts) * batch / elapsed, 3),
             "requests": sum(counts), "seconds": round(elapsed, 3)}
+
+
+def interleaved_ratios(numerators: list[float] | np.ndarray, denominators: list[float] | np.ndarray,
+                       resamples: int = 2000, seed: int = 0) -> dict:
+    """Ratio of two configurations measured in interleaved rounds (A, B, A, B, ...), one ratio per round.
+
+    Both sides of a round ran within seconds of each other, so load from other processes scales both and
+    largely cancels in their ratio, where a ratio of two separately measured means carries the load's drift.
+    Returns the per-round ratios, their median and inter-quartile range, and a bootstrap 95 % interval of the
+    median (rounds resampled with replacement; ``seed`` makes it repeatable).
+    """
+    a = np.asarray(numerators, np.float64)
+    b = np.asarray(denominators, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError("expected one value per round on both sides, same number of rounds")
+    if np.any(b <= 0) or np.any(a <= 0):
+        raise ValueError("ratios need positive measurements")
+    ratios = a / b
+    q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(ratios, size=(resamples, ratios.size), replace=True), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return {"rounds": int(ratios.size), "median": round(float(median), 4), "q1": round(float(q1), 4),
+            "q3": round(float(q3), 4), "ci95": [round(float(low), 4), round(float(high), 4)],
+            "ratios": [round(float(r), 4) for r in ratios]}

@@ -79,8 +79,10 @@ class OpenVinoRunner(Runner):
         self.optimal_requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        result = self.request.infer({0: np.ascontiguousarray(x)})
-        return {n: np.array(result[out]) for n, out in zip(self.output_names, self.compiled.outputs, strict=True)}
+        # The request reads the caller's array in place and the outputs are copied once out of its buffers (the
+        # defaults copy the input in, and each output twice: into a fresh array, then out of it here).
+        self.request.infer({0: np.ascontiguousarray(x)}, share_inputs=True, share_outputs=True)
+        return {n: np.array(self.request.get_output_tensor(k).data) for k, n in enumerate(self.output_names)}
 
     @property
     def default_jobs(self) -> int:
