@@ -13,6 +13,7 @@ from edgeface.labels import AGE, gaussian_distribution
 from edgeface.preprocess import PreprocessSpec
 from edgeface.runtime.predictor import FaceResult
 from edgeface.runtime.scheduler import FaceView, InferenceScheduler, Schedule, TrackedInference, changed
+from edgeface.runtime.threads import thread_budget
 from edgeface.runtime.tracker import IoUTracker, Track
 
 AGE_CARD = ModelCard("tinyagenet", "age", PreprocessSpec(input_size=64), AGE)
@@ -127,3 +128,14 @@ def test_downscaled_detection_maps_boxes_and_landmarks_back_to_frame_pixels(yune
     assert len(quarter) == 1
     np.testing.assert_allclose(quarter[0].box, 2 * half[0].box, atol=0.25)
     np.testing.assert_allclose(quarter[0].landmarks, 2 * half[0].landmarks, atol=0.25)
+
+
+def test_the_thread_budget_gives_decode_one_thread_on_a_small_cpu_and_threads_override_the_runners():
+    small = thread_budget(cores=2)
+    assert (small.decode, small.detect, small.infer) == (1, 2, 2)
+    assert thread_budget(threads=1, cores=2).infer == 1
+    big = thread_budget(cores=16)
+    assert (big.decode, big.detect, big.infer) == (4, 8, 16)
+    assert thread_budget().cores >= 1
+    with pytest.raises(ValueError, match="threads"):
+        thread_budget(threads=0)

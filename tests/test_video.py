@@ -223,3 +223,20 @@ def test_a_live_source_drops_the_oldest_frames_when_the_pipeline_is_behind(workd
                                                      or time.sleep(0.02))
     assert stats.dropped_frames > 0 and stats.frames + stats.dropped_frames == 40
     assert seen == sorted(seen) and seen[-1] == 39  # the newest frame is never the one dropped
+
+
+def test_a_paced_file_replay_is_live_and_skips_the_frames_its_reader_was_late_for():
+    source = VideoSource(SourceSpec("file", "clip.mp4"), pace_fps=100.0,
+                         opener=lambda spec: ScriptedCapture([good(i) for i in range(8)]))
+    assert source.live and not source.spec.live
+    seen, due = [], []
+    for frame in source.frames():
+        seen.append(int(frame[0, 0, 0]))
+        due.append(source.frame_time)
+        if len(seen) == 2:
+            time.sleep(0.05)  # five frame periods behind: the camera has moved on
+    assert seen[:2] == [0, 1] and source.late_frames >= 1 and len(seen) + source.late_frames == 8
+    ticks = np.round((np.array(due) - due[0]) * 100.0, 6)
+    assert ticks.tolist() == [float(v) for v in seen]  # each frame is due at its own tick of the 100 FPS clock
+    with pytest.raises(ValueError, match="pace_fps"):
+        VideoSource(SourceSpec("file", "clip.mp4"), pace_fps=0, opener=lambda spec: ScriptedCapture([]))

@@ -6,7 +6,9 @@ Two configurations run on the same generated 640x480 video with real faces, in i
 - ``per-frame``: every model on every face of every frame, YuNet on the full frame, the libraries' default
   thread pools (the runtime before per-track scheduling);
 - ``per-track``: new tracks inferred at once, every track refreshed at least every ``--refresh-every`` frames,
-  YuNet on the frame downscaled from ``--min-face``, the thread budget (:mod:`edgeface.runtime.threads`).
+  YuNet on the frame downscaled from ``--min-face``, the thread budget (:mod:`edgeface.runtime.threads`);
+- ``per-track-full-frame`` and ``per-track-default-threads``: per-track with YuNet on the full frame, or with the
+  libraries' default thread pools, which tell what the detector pass and the thread budget add.
 
 Both detect on every frame (``--detect-every``). Throughput comes from the video read as fast as possible;
 latency from the same video replayed live at ``--live-fps`` (drop-oldest queues, frames the runtime is late for
@@ -30,7 +32,8 @@ import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line, settings
 
-CONFIGS = ("per-frame", "per-track")
+CONFIGS = ("per-frame", "per-track", "per-track-full-frame", "per-track-default-threads")
+BASE, NEW = CONFIGS[:2]
 GOALS_FPS = {"tinyagenet": 40.0, "thinagenet": 25.0}  # INT8, 3 faces, 224 px, per-track
 GOAL_P50_MS = 80.0
 GOAL_MAE_DIFF = 0.3  # years: scheduling must not cost accuracy
@@ -90,14 +93,14 @@ class Runtime:
 
         self.config = config
         artifact = None if target == "torch" else target
-        if config == "per-frame":
-            self.schedule, self.cv2_threads, self.decode_threads = None, cv2_default_threads, None
-            self.predictor = Predictor(model, detector, target=artifact, downscale=False)
+        budget = thread_budget(args.threads)
+        if config in (BASE, "per-track-default-threads"):  # the libraries size their own pools
+            self.cv2_threads, self.decode_threads, runner_threads = cv2_default_threads, None, None
         else:
-            budget = thread_budget(args.threads)
-            self.schedule = Schedule(refresh_every=args.refresh_every)
-            self.cv2_threads, self.decode_threads = budget.detect, budget.decode
-            self.predictor = Predictor(model, detector, target=artifact, threads=budget.infer, min_face=args.min_face)
+            self.cv2_threads, self.decode_threads, runner_threads = budget.detect, budget.decode, budget.infer
+        self.schedule = None if config == BASE else Schedule(refresh_every=args.refresh_every)
+        self.predictor = Predictor(model, detector, target=artifact, threads=runner_threads, min_face=args.min_face,
+                                   downscale=config not in (BASE, "per-track-full-frame"))
         self.detect_every = args.detect_every
 
     def run(self, video: Path, max_frames: int | None, pace_fps: float | None = None) -> dict:
@@ -158,9 +161,9 @@ def measure_model(name: str, model: Path, video: Path, args: argparse.Namespace,
             "live_frames": [r["frames"] for r in live[c]],
             "throughput_rounds": throughput[c], "live_rounds": live[c],
         }
-    speedup = interleaved_ratios(configs["per-track"]["fps_rounds"], configs["per-frame"]["fps_rounds"])
+    speedup = {c: interleaved_ratios(configs[c]["fps_rounds"], configs[BASE]["fps_rounds"]) for c in CONFIGS[1:]}
     return {"model": name, "target": args.target, "backend": backend, "configs": configs,
-            "speedup_per_track_vs_per_frame": speedup}
+            "speedup_vs_per_frame": speedup}
 
 
 def utkface_faces(data: Path, count: int) -> list[tuple[np.ndarray, float]]:
@@ -184,17 +187,18 @@ def accuracy_check(args: argparse.Namespace, work: Path) -> dict:
     from edgeface.runtime.video import VideoPipeline
 
     faces = utkface_faces(args.data, 3 * args.accuracy_clips)
-    errors: dict[str, list[float]] = {c: [] for c in CONFIGS}
-    final: dict[str, list[float]] = {c: [] for c in CONFIGS}
-    fused: dict[str, list[float]] = {c: [] for c in CONFIGS}
-    inferred = {c: 0 for c in CONFIGS}
+    schedules = (BASE, NEW)
+    errors: dict[str, list[float]] = {c: [] for c in schedules}
+    final: dict[str, list[float]] = {c: [] for c in schedules}
+    fused: dict[str, list[float]] = {c: [] for c in schedules}
+    inferred = {c: 0 for c in schedules}
     with Predictor(args.accuracy_checkpoint, args.detector, min_face=args.min_face) as predictor:
         for clip in range(args.accuracy_clips):
             chips, ages = zip(*faces[3 * clip:3 * clip + 3], strict=True)
             video = work / f"accuracy{clip}.mp4"
             boxes = moving_faces_video(video, list(chips), args.accuracy_frames, size=(640, 480), face_size=128)
-            for config in CONFIGS:
-                schedule = None if config == "per-frame" else Schedule(refresh_every=args.refresh_every)
+            for config in schedules:
+                schedule = None if config == BASE else Schedule(refresh_every=args.refresh_every)
                 last: dict[int, float] = {}
                 seen: list[tuple[int, int, float]] = []
 
@@ -213,15 +217,14 @@ def accuracy_check(args: argparse.Namespace, work: Path) -> dict:
                 errors[config] += [abs(age - ages[band]) for _, band, age in seen]
                 fused[config] += [age for _, _, age in sorted(seen)]
                 final[config] += [abs(last[b] - ages[b]) for b in sorted(last)]
-    mae = {c: round(float(np.mean(errors[c])), 3) for c in CONFIGS}
+    mae = {c: round(float(np.mean(errors[c])), 3) for c in schedules}
     out = {"checkpoint": str(args.accuracy_checkpoint), "clips": args.accuracy_clips, "faces": len(faces),
            "frames_per_clip": args.accuracy_frames, "mae_every_face_frame": mae,
-           "mae_final_per_track": {c: round(float(np.mean(final[c])), 3) for c in CONFIGS},
-           "face_frames": {c: len(errors[c]) for c in CONFIGS}, "inferred_faces": inferred,
-           "mae_difference": round(mae["per-track"] - mae["per-frame"], 3)}
-    if len(fused["per-frame"]) == len(fused["per-track"]):
-        out["mean_abs_gap_between_schedules"] = round(float(np.mean(np.abs(
-            np.subtract(fused["per-track"], fused["per-frame"])))), 3)
+           "mae_final_per_track": {c: round(float(np.mean(final[c])), 3) for c in schedules},
+           "face_frames": {c: len(errors[c]) for c in schedules}, "inferred_faces": inferred,
+           "mae_difference": round(mae[NEW] - mae[BASE], 3)}
+    if len(fused[BASE]) == len(fused[NEW]):
+        out["mean_abs_gap_between_schedules"] = round(float(np.mean(np.abs(np.subtract(fused[NEW], fused[BASE])))), 3)
     return out
 
 
@@ -281,9 +284,12 @@ def markdown(doc: dict) -> str:
         f"{cpu.get('model')} ({cpu.get('usable_cores')} usable cores). 640x480 mp4v video with {s['faces']} real "
         f"faces (128 px) moving across, detection every {s['detect_every']} frame(s), {s['target']} age models at "
         f"{s['input_size']} px with untrained weights (speed only), YuNet `{Path(s['detector']).name}`, IoU tracker, "
-        "JSON records built, no video encoding. Throughput: "
-        f"{s['rounds']} interleaved rounds of {s['frames']} frames per configuration (per-frame, per-track, "
-        "per-frame, ...); latency: the video replayed live at "
+        "JSON records built, no video encoding. per-frame: every face inferred on every frame, YuNet on the full "
+        "frame, default thread pools (the runtime before this change); per-track: inference per track (refresh "
+        f"every {s['refresh_every']} frames), YuNet downscaled from --min-face {s['min_face']}, the thread budget; "
+        "the other two are per-track with one of those changes undone. Throughput: "
+        f"{s['rounds']} interleaved rounds of {s['frames']} frames per configuration (A, B, C, D, A, ...); latency: "
+        "the video replayed live at "
         f"{s['live_fps']:g} FPS, {s['live_rounds']} interleaved rounds of {s['live_seconds']:g} s.", "",
         f"1-min load average before: {doc['load_average_before'][0]}, after: {doc['load_average_after'][0]} "
         "(the machine was shared with other jobs: absolute FPS are lower bounds; the per-round ratio is what "
@@ -302,12 +308,11 @@ def markdown(doc: dict) -> str:
                          f"{v['inferred_per_frame']:.2f} | {v['live_p50_ms']:.0f} | {v['live_p95_ms']:.0f} | "
                          f"{v['live_fps']:.1f} | {sum(v['live_dropped'])} of "
                          f"{sum(v['live_dropped']) + sum(v['live_frames'])} |")
-    lines += ["", "Speed-up per track vs per frame, from the per-round FPS ratios:", ""]
+    lines += ["", "Speed-up vs per-frame, from the per-round FPS ratios:", ""]
     for r in doc["rows"]:
-        if r["status"] == "ok":
-            x = r["speedup_per_track_vs_per_frame"]
-            lines.append(f"- {r['model']}: median {x['median']:.2f}x (IQR {x['q1']:.2f}-{x['q3']:.2f}, bootstrap 95 % "
-                         f"CI {x['ci95'][0]:.2f}-{x['ci95'][1]:.2f}, {x['rounds']} rounds)")
+        for c, x in r.get("speedup_vs_per_frame", {}).items():
+            lines.append(f"- {r['model']} {c}: median {x['median']:.2f}x (IQR {x['q1']:.2f}-{x['q3']:.2f}, bootstrap "
+                         f"95 % CI {x['ci95'][0]:.2f}-{x['ci95'][1]:.2f}, {x['rounds']} rounds)")
     lines += ["", "Goals (per-track, INT8, 3 faces, 224 px): " + "; ".join(goal_verdicts(doc)), ""]
     a = doc["accuracy"]
     if "skipped" in a:
@@ -323,7 +328,7 @@ def markdown(doc: dict) -> str:
             "| schedule | MAE (years, every face-frame) | MAE (final fused age per track) | faces inferred |",
             "|---|---:|---:|---:|",
             *(f"| {c} | {a['mae_every_face_frame'][c]:.3f} | {a['mae_final_per_track'][c]:.3f} | "
-              f"{a['inferred_faces'][c]} |" for c in CONFIGS), "",
+              f"{a['inferred_faces'][c]} |" for c in (BASE, NEW)), "",
             f"MAE difference (per-track - per-frame): {a['mae_difference']:+.3f} years (goal: within "
             f"{doc['goals']['mae_difference']:g}): **{verdict}**."
             + (f" Mean absolute gap between the two schedules' fused ages: "
@@ -339,7 +344,7 @@ def goal_verdicts(doc: dict) -> list[str]:
         goal = doc["goals"]["fps_int8_3faces"].get(r["model"])
         if r["status"] != "ok" or goal is None:
             continue
-        fps, p50 = r["configs"]["per-track"]["fps_median"], r["configs"]["per-track"]["live_p50_ms"]
+        fps, p50 = r["configs"][NEW]["fps_median"], r["configs"][NEW]["live_p50_ms"]
         limit = doc["goals"]["live_p50_ms"]
         out.append(f"{r['model']} >= {goal:g} FPS: {'met' if fps >= goal else 'missed'} ({fps:.1f}), live p50 <= "
                    f"{limit:g} ms: {'met' if p50 <= limit else 'missed'} ({p50:.0f} ms)")
@@ -357,16 +362,17 @@ def plot(path: Path, rows: list[dict]) -> None:
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         return
-    fig, (ax_fps, ax_lat) = plt.subplots(1, 2, figsize=(10, 4))
-    width = 0.38
+    fig, (ax_fps, ax_lat) = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.8 / len(CONFIGS)
     x = np.arange(len(ok))
-    for k, (config, color) in enumerate(zip(CONFIGS, ("tab:gray", "tab:blue"), strict=True)):
+    colors = ("tab:gray", "tab:blue", "tab:cyan", "tab:purple")
+    for k, (config, color) in enumerate(zip(CONFIGS, colors, strict=True)):
         med = [r["configs"][config]["fps_median"] for r in ok]
         iqr = np.array([[m - r["configs"][config]["fps_iqr"][0], r["configs"][config]["fps_iqr"][1] - m]
                         for m, r in zip(med, ok, strict=True)]).T
-        ax_fps.bar(x + (k - 0.5) * width, med, width, yerr=iqr, color=color, label=config, capsize=3)
-        ax_lat.bar(x + (k - 0.5) * width, [r["configs"][config]["live_p50_ms"] for r in ok], width, color=color,
-                   label=config)
+        offset = (k - (len(CONFIGS) - 1) / 2) * width
+        ax_fps.bar(x + offset, med, width, yerr=iqr, color=color, label=config, capsize=3)
+        ax_lat.bar(x + offset, [r["configs"][config]["live_p50_ms"] for r in ok], width, color=color, label=config)
     for ax, title in ((ax_fps, "throughput FPS (median, IQR over rounds)"),
                       (ax_lat, "live end-to-end p50 latency (ms)")):
         ax.set_xticks(x, [r["model"] for r in ok])

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="convert-folder artifact to use (onnx, onnx-int8, openvino-int8, ...)")
     parser.add_argument("--device", help="runner device (cpu, cuda, GPU, AUTO ...)")
     parser.add_argument("--threads", type=int, help="inference threads per model (default: the thread budget, "
-                                                     "every usable core; decode and detect get one each)")
+                                                     "every usable core)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--min-face", type=int, default=24,
                         help="smallest face side in pixels to find; the detector runs on the frame downscaled so "

@@ -1,11 +1,13 @@
 """The thread budget: one place decides how many threads each stage of the video runtime may use.
 
-Decode (FFmpeg), detect (OpenCV: YuNet, resizes, optical flow) and infer (each model runner's intra-op pool)
-run in three pipeline threads at once; left alone, each library sizes its pool to every core, so on a small CPU
-they fight over the same cores. Measured on a 2-core VM: YuNet on a 320x240 frame takes the same time with 1 or
-2 OpenCV threads, and a 640x480 mp4 decodes in a few ms on one thread, while an age model's batch is 1.7-2x
-slower on 1 thread than on 2. So decode and detect get one thread each up to 4 cores (a quarter of the cores
-beyond), and the runners, which run one after another in the infer stage, get every core.
+Decode (FFmpeg), detect (OpenCV: YuNet, resizes, optical flow, and the face crops of the infer stage) and infer
+(each model runner's intra-op pool) run in three pipeline threads at once; left alone, each library sizes its
+pool to every core. Measured on a 2-core VM (``edgeface experiment runtime-fps``, interleaved rounds): a 640x480
+mp4 frame decodes in under 1 ms on one FFmpeg thread, but limiting OpenCV to one thread cost 3-8 % FPS, because
+the crops and resizes of the infer stage run on OpenCV's pool too, and with inference per track the detect and
+infer stages seldom compete. So on up to 4 cores decode gets one thread and OpenCV and each runner every core;
+beyond 4 cores (not measured here) OpenCV gets half of them and decode a quarter, so that YuNet's pool and a
+runner's do not both claim every core.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 
-SMALL_CPU = 4  # cores up to which decode and detect get one thread each
+SMALL_CPU = 4  # cores up to which decode gets one thread and OpenCV every core
 
 
 def usable_cores() -> int:
@@ -49,5 +51,6 @@ def thread_budget(threads: int | None = None, cores: int | None = None) -> Threa
     cores = cores or usable_cores()
     if threads is not None and threads < 1:
         raise ValueError("--threads must be at least 1")
-    side = 1 if cores <= SMALL_CPU else cores // SMALL_CPU
-    return ThreadBudget(cores=cores, decode=side, detect=side, infer=threads or cores)
+    if cores <= SMALL_CPU:
+        return ThreadBudget(cores=cores, decode=1, detect=cores, infer=threads or cores)
+    return ThreadBudget(cores=cores, decode=cores // SMALL_CPU, detect=cores // 2, infer=threads or cores)
