@@ -130,9 +130,9 @@ def test_downscaled_detection_maps_boxes_and_landmarks_back_to_frame_pixels(yune
     np.testing.assert_allclose(quarter[0].landmarks, 2 * half[0].landmarks, atol=0.25)
 
 
-def test_the_thread_budget_gives_decode_one_thread_on_a_small_cpu_and_threads_override_the_runners():
+def test_the_thread_budget_caps_no_pool_on_a_small_cpu_and_threads_override_the_runners():
     small = thread_budget(cores=2)
-    assert (small.decode, small.detect, small.infer) == (1, 2, 2)
+    assert (small.decode, small.detect, small.infer) == (None, 2, 2)
     assert thread_budget(threads=1, cores=2).infer == 1
     big = thread_budget(cores=16)
     assert (big.decode, big.detect, big.infer) == (4, 8, 16)
