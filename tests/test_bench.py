@@ -213,8 +213,9 @@ def test_benchmark_app_reference_command_and_output():
     job = {"artifact": "m/model.int8.xml", "device": "cpu", "input_size": 224, "threads": 2}
     command = benchmark_app_command(job, 1.5)
     assert command[1] == "-c" and "openvino.tools.benchmark.main" in command[2]
-    assert " ".join(command[3:]) == ("-m m/model.int8.xml -d CPU -hint latency -t 1.5 -shape [1,3,224,224] "
-                                     "-infer_precision f32 -nthreads 2")
+    assert " ".join(command[3:]) == ("-m m/model.int8.xml -d CPU -api sync -t 1.5 -shape [1,3,224,224] "
+                                     "-infer_precision f32 -hint none -nstreams 1 -nthreads 2")
+    assert benchmark_app_command(dict(job, threads=None), 1.0)[-2:] == ["-hint", "latency"]
     output = "[ INFO ] Latency:\n[ INFO ]    Median:     7.21 ms\n[ INFO ]    Average:    7.40 ms\n"
     assert parse_benchmark_app(output) == 7.21
     assert parse_benchmark_app("[ INFO ]    Median:        812.50 us") == pytest.approx(0.8125)

@@ -5,8 +5,8 @@ next; when other processes load the machine in between, a ratio of two such mean
 than about the models (a 4x speed-up read as 2x). Here every runner stays open in one process and each takes
 a short turn per round (A, B, C, A, B, C, ...), so neighbours in a round see the same load and the per-round
 ratios (:func:`edgeface.bench.timing.interleaved_ratios`) hold under load. For OpenVINO IR rows the wheel's own
-``benchmark_app`` measures the same file in the same round (LATENCY hint, same threads, f32 inference
-precision as the runner), as a reference for edgeface's per-call overhead.
+``benchmark_app`` measures the same file in the same round (one request at a time, one stream, same threads, f32
+inference precision, like the runner), as a reference for edgeface's per-call overhead.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ def benchmark_app_available() -> bool:
 
 
 def benchmark_app_command(job: dict, seconds: float) -> list[str]:
-    """benchmark_app on the job's IR at batch 1 with the runner's settings (LATENCY hint, threads, f32)."""
+    """benchmark_app on the job's IR at batch 1 with the runner's settings: one request at a time (sync API), one
+    stream (the LATENCY hint's choice), the same threads, f32 inference precision."""
     size = job["input_size"]
-    command = [sys.executable, "-c", BENCHMARK_APP, "-m", job["artifact"],
-               "-d", (job["device"] or "CPU").upper(), "-hint", "latency", "-t", f"{seconds:g}",
-               "-shape", f"[1,3,{size},{size}]", "-infer_precision", "f32"]
-    if job["threads"]:
-        command += ["-nthreads", str(job["threads"])]
-    return command
+    command = [sys.executable, "-c", BENCHMARK_APP, "-m", job["artifact"], "-d", (job["device"] or "CPU").upper(),
+               "-api", "sync", "-t", f"{seconds:g}", "-shape", f"[1,3,{size},{size}]", "-infer_precision", "f32"]
+    if job["threads"]:  # benchmark_app takes a thread count only without a hint: one stream is what LATENCY picks
+        return command + ["-hint", "none", "-nstreams", "1", "-nthreads", str(job["threads"])]
+    return command + ["-hint", "latency"]
 
 
 def parse_benchmark_app(output: str) -> float:

@@ -117,10 +117,10 @@ class TrackedInference:
 
     def __call__(self, frame: np.ndarray, results: list[FaceResult]) -> list[FaceResult]:
         tracks = self.tracker.assign(results)
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if self.scheduler is not None and results else None
         if self.scheduler is None:
             chosen = list(range(len(results)))
         else:
-            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if results else None
             chosen = self.scheduler.select(self.tracker.frame, tracks, results, gray)
         if chosen:
             self.predictor.fill(frame, [results[i] for i in chosen])
@@ -129,7 +129,7 @@ class TrackedInference:
         for i, (track, face) in enumerate(zip(tracks, results, strict=True)):
             if i in picked:
                 self.tracker.fuse(track, face)
-                if self.scheduler is not None:
+                if gray is not None:
                     track.reference = face_view(gray, face)
             else:
                 self.tracker.carry(track, face)
