@@ -79,9 +79,9 @@ class OpenVinoRunner(Runner):
         self.optimal_requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        # The request reads the caller's array in place and the outputs are copied once out of its buffers (the
-        # defaults copy the input in, and each output twice: into a fresh array, then out of it here).
-        self.request.infer({0: np.ascontiguousarray(x)}, share_inputs=True, share_outputs=True)
+        # Each output is copied once out of the request's buffers (the default copies it twice). The input is still
+        # copied in: a shared input would leave the request aliasing the caller's array after the call.
+        self.request.infer({0: np.ascontiguousarray(x)}, share_outputs=True)
         return {n: np.array(self.request.get_output_tensor(k).data) for k, n in enumerate(self.output_names)}
 
     @property
