@@ -180,6 +180,7 @@ def utkface_faces(data: Path, count: int) -> list[tuple[np.ndarray, float]]:
 def accuracy_check(args: argparse.Namespace, work: Path) -> dict:
     """Per-track fused age, scheduled vs every face every frame, on clips of labelled faces (same detector)."""
     from edgeface.bench.synthetic_video import moving_faces_video
+    from edgeface.fileio import portable_path
     from edgeface.runtime.predictor import Predictor
     from edgeface.runtime.scheduler import Schedule
     from edgeface.runtime.sources import VideoSource
@@ -218,7 +219,7 @@ def accuracy_check(args: argparse.Namespace, work: Path) -> dict:
                 fused[config] += [age for _, _, age in sorted(seen)]
                 final[config] += [abs(last[b] - ages[b]) for b in sorted(last)]
     mae = {c: round(float(np.mean(errors[c])), 3) for c in schedules}
-    out = {"checkpoint": str(args.accuracy_checkpoint), "clips": args.accuracy_clips, "faces": len(faces),
+    out = {"checkpoint": portable_path(args.accuracy_checkpoint), "clips": args.accuracy_clips, "faces": len(faces),
            "frames_per_clip": args.accuracy_frames, "mae_every_face_frame": mae,
            "mae_final_per_track": {c: round(float(np.mean(final[c])), 3) for c in schedules},
            "face_frames": {c: len(errors[c]) for c in schedules}, "inferred_faces": inferred,
