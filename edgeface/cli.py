@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "register": ("edgeface.convert.register", "add an externally built TensorRT engine to a convert folder, "
                                               "after checking it against the folder's ONNX"),
     "export": ("edgeface.convert.serving", "export a convert folder for Triton or DeepStream"),
+    "weights": ("edgeface.weights.pack", "pack a trained checkpoint as shipped weights (maintainers)"),
     "run": ("edgeface.runtime.cli", "detect, track and predict age / attributes on a video, camera or stream"),
 }
 

@@ -1,7 +1,7 @@
 """Face detection with 5 landmarks: YuNet through OpenCV's ``cv2.FaceDetectorYN``.
 
-edgeface ships no detector weights; pass the path of a YuNet ONNX file (for example
-``face_detection_yunet_2023mar.onnx`` from the OpenCV model zoo).
+edgeface ships YuNet (``edgeface/assets/yunet_s_640_640.onnx``, Apache-2.0) and uses it unless given another
+YuNet ONNX file (for example ``face_detection_yunet_2023mar.onnx`` from the OpenCV model zoo).
 
 YuNet finds faces from about 10x10 px up (OpenCV model zoo notes), so a caller that only wants faces of
 ``min_face`` px or more gains nothing from the full frame: the detector runs on the frame downscaled so that
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from edgeface.assets import DETECTOR
 
 
 @dataclass
@@ -36,21 +38,22 @@ def detection_scale(min_face: int, smallest: int = YUNET_MIN_FACE) -> float:
 
 
 class FaceDetector:
-    """YuNet for any frame size, with a minimum face size and a score threshold.
+    """YuNet for any frame size, with a minimum face size and a score threshold (the shipped YuNet unless
+    ``model_path`` names another).
 
     ``downscale`` (default on) runs YuNet on the frame shrunk by :func:`detection_scale` of ``min_face``.
     """
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | None = None,
         score_threshold: float = 0.6,
         nms_threshold: float = 0.3,
         min_face: int = 16,
         top_k: int = 500,
         downscale: bool = True,
     ):
-        path = Path(model_path)
+        path = Path(model_path or DETECTOR)
         if not path.is_file():
             raise FileNotFoundError(f"face detector model not found: {path}")
         try:

@@ -34,7 +34,9 @@ def _names(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="convert output folders, or zoo model names (exported on the fly)")
+    parser.add_argument("inputs", nargs="+",
+                        help="convert output folders, checkpoints, names of shipped weights (tinyagenet, ...; "
+                             "converted on the fly), or zoo model names without weights (untrained: timing only)")
     parser.add_argument("--backends", default=",".join(CPU_BACKENDS),
                         help="comma-separated: torch, onnxruntime, openvino, tensorrt (default: the CPU ones)")
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
@@ -52,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ov-hint", default="LATENCY",
                         help="OpenVINO performance hints to compare, comma-separated (LATENCY, THROUGHPUT)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / GPU")
-    parser.add_argument("--input-size", type=int, default=224, help="input side for models given by name")
+    parser.add_argument("--input-size", type=int, default=224,
+                        help="input side for untrained zoo models (shipped weights keep their own)")
     parser.add_argument("--no-baseline", action="store_true", help=f"do not measure {BASELINE} alongside")
     parser.add_argument("--baseline-targets", default=",".join(BASELINE_TARGETS), help="targets for the baseline")
     parser.add_argument("--in-process", action="store_true", help="measure in this process (peak RSS then spans all)")

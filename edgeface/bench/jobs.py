@@ -1,13 +1,18 @@
 """What ``edgeface bench`` measures: one job per (model, artifact, backend, variant).
 
-Jobs come from convert output folders (every built artifact, plus the PyTorch checkpoint it came from)
-or from zoo model names, exported on the fly with untrained weights. Artifacts the convert step skipped
+Jobs come from convert output folders (every built artifact, plus the PyTorch checkpoint it came from), from
+checkpoints and shipped weights (``tinyagenet``), converted on the fly, or from zoo model names without shipped
+weights, exported on the fly with untrained weights. Artifacts the convert step skipped
 or failed stay in the list as jobs with that status, so reports can say why a row has no numbers.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgeface.convert.pipeline import ConvertOptions
 
 BASELINE = "vgg16-dldl"
 CPU_BACKENDS = ("torch", "onnxruntime", "openvino")
@@ -92,6 +97,39 @@ def export_models(names: list[str], targets: list[str], work_dir: str | Path, in
     return folders
 
 
+def sample_face_options(**options) -> ConvertOptions:
+    """Convert options that calibrate (and, given as eval data, gate) on the shipped sample faces: raw photos,
+    aligned by the shipped YuNet; there are only a few of them, so all of them calibrate."""
+    from edgeface.assets import DETECTOR, sample_faces
+    from edgeface.convert.pipeline import ConvertOptions
+
+    count = len(sample_faces())
+    return ConvertOptions(calib_images=count, min_calib_faces=count, detector=str(DETECTOR), eval_format="csv",
+                          eval_options={"label_col": "age"}, **options)
+
+
+def export_checkpoints(checkpoints: list[Path], targets: list[str], work_dir: str | Path,
+                       progress: bool = False) -> list[Path]:
+    """Trained checkpoints (shipped weights) -> convert output folders; INT8 targets are calibrated on the shipped
+    sample faces (real faces, but few: the artifacts are for timing, their accuracy is not measured here)."""
+    from edgeface.assets import FACES
+    from edgeface.convert.pipeline import convert_checkpoint
+
+    folders = []
+    for ckpt in checkpoints:
+        folder = Path(work_dir) / ckpt.stem
+        convert_checkpoint(ckpt, list(targets), calib=FACES, out_dir=folder,
+                           options=sample_face_options(progress=progress))
+        folders.append(folder)
+    return folders
+
+
+def baseline_targets_at(size: int, targets: list[str] | tuple[str, ...]) -> list[str]:
+    """The baseline's targets at an input size: VGG-16's 7x7 adaptive pooling exports to ONNX only when its last
+    feature map (size / 32) is a multiple of 7 (224, 448 px); at other sizes it is measured in PyTorch only."""
+    return list(targets) if size % 32 == 0 and (size // 32) % 7 == 0 else []
+
+
 def expand_variants(jobs: list[dict], threads: list[int | None], options: dict[str, list[dict]]) -> list[dict]:
     """Each job once per thread count and per backend option set (e.g. OpenVINO hints)."""
     out = []
@@ -110,23 +148,28 @@ def backend_options(hints: str) -> dict[str, list[dict]]:
 def collect_jobs(inputs: list[str], work_dir: Path, backends: list[str], targets: list[str], device: str = "cpu",
                  input_size: int = 224, threads: list[int | None] | None = None, ov_hints: str = "LATENCY",
                  baseline: bool = True, baseline_targets: tuple[str, ...] | list[str] = BASELINE_TARGETS) -> list[dict]:
-    """Every job for ``inputs`` (convert folders or zoo model names), the baseline added unless measured
-    already or ``baseline`` is off, expanded per thread count and backend option set."""
+    """Every job for ``inputs`` (convert folders, checkpoints, names of shipped weights, or zoo model names without
+    weights, exported untrained for timing), the baseline added unless measured already or ``baseline`` is off,
+    expanded per thread count and backend option set."""
     from edgeface.models import list_models
+    from edgeface.weights import UnknownModel, resolve_model, shipped_names
 
-    folders, names = [], []
+    folders, checkpoints, names = [], [], []
     for item in inputs:
-        if Path(item).is_dir():
-            folders.append(Path(item))
-        elif item in list_models():
+        if item in list_models() and item not in shipped_names() and not Path(item).exists():
             names.append(item)
-        else:
-            raise FileNotFoundError(f"{item} is neither a convert output folder nor a model "
-                                    f"({', '.join(list_models())})")
+            continue
+        try:
+            path = resolve_model(item)
+        except UnknownModel as e:
+            raise UnknownModel(f"{e}; untrained zoo models: {', '.join(list_models())}") from e
+        (folders if path.is_dir() else checkpoints).append(path)
+    folders += export_checkpoints(checkpoints, targets, work_dir / "weights")
     folders += export_models(names, targets, work_dir / "models", input_size)
     jobs = [j for f in folders for j in folder_jobs(f, backends, device)]
     if baseline and not any(j["model"] == BASELINE for j in jobs):
         size = jobs[0]["input_size"] if jobs else input_size
-        for folder in export_models([BASELINE], list(baseline_targets), work_dir / "baseline", size):
+        for folder in export_models([BASELINE], baseline_targets_at(size, baseline_targets), work_dir / "baseline",
+                                    size):
             jobs += folder_jobs(folder, backends, device, baseline=True)
     return expand_variants(jobs, threads or [None], backend_options(ov_hints))

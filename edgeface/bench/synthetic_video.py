@@ -48,3 +48,34 @@ def moving_faces_video(path: str | Path, chips: list[np.ndarray], frames: int, s
     finally:
         writer.release()
     return boxes_per_frame
+
+
+def sample_faces_video(path: str | Path, photos: list[np.ndarray], frames: int, size: tuple[int, int] = (640, 360),
+                       per_frame: int = 3, fps: float = 12.0) -> None:
+    """Write an mp4v clip of portrait photos (e.g. the shipped sample faces), ``per_frame`` side by side, drifting
+    slowly sideways; the set on screen changes in equal segments so every photo appears."""
+    width, height = size
+    if not photos or frames < 1 or per_frame < 1:
+        raise ValueError("a clip needs at least one photo, one frame and one face per frame")
+    slot = width // per_frame
+    face_h = height - 40
+    face_w = min(slot - 20, int(face_h * photos[0].shape[1] / photos[0].shape[0]))
+    faces = [cv2.resize(p, (face_w, face_h), interpolation=cv2.INTER_AREA) for p in photos]
+    segments = -(-len(faces) // per_frame)
+    yy, xx = np.mgrid[0:height, 0:width]
+    background = np.stack([70 + 60 * xx / width, 80 + 40 * yy / height, 90 - 20 * xx / width], -1).astype(np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot write {path}")
+    try:
+        for t in range(frames):
+            frame = background.copy()
+            segment = min(t * segments // frames, segments - 1)
+            shift = int(round(6 * np.sin(2 * np.pi * t / max(frames, 2))))
+            for i in range(per_frame):
+                face = faces[(segment * per_frame + i) % len(faces)]
+                x = i * slot + (slot - face_w) // 2 + shift
+                frame[20:20 + face_h, x:x + face_w] = face
+            writer.write(frame)
+    finally:
+        writer.release()

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 
+from edgeface.assets import DETECTOR
 from edgeface.targets import TARGETS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="SOURCE",
-                        help="edgeface checkpoint (.pt) from edgeface train; or a convert folder / an ONNX file "
-                             "carrying the edgeface card, to build TensorRT / OpenVINO targets from its ONNX graphs "
-                             "without torch (the folder's manifest gains them)")
+                        help="edgeface checkpoint (.pt) from edgeface train, or the name of shipped weights "
+                             "(tinyagenet, ...; see edgeface models); or a convert folder / an ONNX file carrying "
+                             "the edgeface card, to build TensorRT / OpenVINO targets from its ONNX graphs without "
+                             "torch (the folder's manifest gains them)")
     parser.add_argument("--to", default="all", help=f"comma-separated targets or all (default): {', '.join(TARGETS)}")
     parser.add_argument("--calib", help="calibration images folder (needed for int8 targets)")
     parser.add_argument("--eval", dest="eval_data", help="labelled eval data: drift of every artifact vs PyTorch")
@@ -21,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("calibration")
     g.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     g.add_argument("--calib-images", type=int, default=512, help="images used for calibration (default 512)")
-    g.add_argument("--detector", help="YuNet ONNX: detect and align raw photos (default: images are aligned chips)")
+    g.add_argument("--detector", nargs="?", const=str(DETECTOR), metavar="YUNET",
+                   help="detect and align raw photos, with the shipped YuNet or the YuNet ONNX given (default: "
+                        "images are aligned chips)")
     g = parser.add_argument_group("eval")
     g.add_argument("--eval-format", help="eval data reader (default from the task: utkface / celeba / csv)")
     g.add_argument("--eval-images", type=int, help="use at most this many eval images (evenly spread)")

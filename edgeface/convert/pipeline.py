@@ -33,6 +33,7 @@ from edgeface.manifest import (
 )
 from edgeface.progress import progress as progress_bar
 from edgeface.targets import FORMAT_TOOLS, TARGETS, Target, target
+from edgeface.weights import resolve_model
 
 DEFAULT_GATES = {"mae": {"fp32": 0.02, "fp16": 0.02, "int8": 0.15}, "mean_accuracy": 0.5}
 
@@ -206,7 +207,8 @@ def _check_out(out_dir: Path) -> None:
 def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all", calib: str | Path | None = None,
                        eval_data: str | Path | None = None, out_dir: str | Path = "convert-out",
                        options: ConvertOptions | None = None) -> dict:
-    """Build ``targets`` from ``checkpoint`` into ``out_dir``; returns the manifest written there.
+    """Build ``targets`` from ``checkpoint`` (a path, or the name of shipped weights) into ``out_dir``; returns the
+    manifest written there.
 
     Raises ValueError / FileNotFoundError for bad input before anything is written. Artifacts that fail to
     build or breach a drift gate are kept with status "failed" (callers decide the exit code: see
@@ -218,6 +220,7 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
 
     options = options or ConvertOptions()
     torch.set_num_threads(options.threads)
+    checkpoint = resolve_model(checkpoint)
     model, card, _ = load_checkpoint(checkpoint)
     build, skipped = plan_targets(targets, target_availability())
     out_dir = Path(out_dir)

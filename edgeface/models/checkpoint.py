@@ -11,6 +11,7 @@ from edgeface.card import ModelCard
 from edgeface.errors import CheckpointError
 from edgeface.fileio import atomic_path
 from edgeface.models.registry import create_model
+from edgeface.weights import resolve_model, verify_packed
 
 CHECKPOINT_FORMAT = "edgeface-checkpoint/1"
 
@@ -31,10 +32,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, card: ModelCard, **state
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict, loaded with weights_only=True (a model file is untrusted input)."""
+    """The raw checkpoint dict, loaded with weights_only=True (a model file is untrusted input); a shipped weight
+    is checked against the sha256 of its index entry first."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    verify_packed(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or foreign files
@@ -44,23 +47,29 @@ def read_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def fp32_state(state: dict) -> dict:
+    """A state dict with every floating-point tensor as FP32 (shipped weights store them as FP16)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelCard, dict]:
     """(model in eval mode, card, raw checkpoint dict)."""
     ckpt = read_checkpoint(path)
     try:
         card = ModelCard.from_dict(ckpt["card"])
         model = build_model(card)
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(fp32_state(ckpt["model"]))
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path} does not match its model card: {str(e).splitlines()[0]}") from e
     return model.eval(), card, ckpt
 
 
 def warm_start(model: nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
-    """Copy into ``model`` every tensor of the checkpoint at ``path`` whose name and shape match (fine-tuning
-    from another edgeface model: another label space, or DMM-CNN's trunk into ThinAgeNet); the rest keep their
-    fresh initialisation. Returns (copied names, re-initialised names)."""
-    source = read_checkpoint(path)["model"]
+    """Copy into ``model`` every tensor of the checkpoint at ``path`` (or of the shipped weights of that name) whose
+    name and shape match (fine-tuning from another edgeface model: another label space, or DMM-CNN's trunk into
+    ThinAgeNet); the rest keep their fresh initialisation. Returns (copied names, re-initialised names)."""
+    path = resolve_model(path)
+    source = fp32_state(read_checkpoint(path)["model"])
     own = model.state_dict()
     copied = [k for k, v in own.items() if k in source and tuple(source[k].shape) == tuple(v.shape)]
     if not any(k.endswith("weight") for k in copied):

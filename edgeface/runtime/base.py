@@ -21,6 +21,7 @@ import numpy as np
 
 from edgeface.card import ModelCard
 from edgeface.targets import suffix_backends
+from edgeface.weights import resolve_model
 
 
 class Runner(ABC):
@@ -167,15 +168,14 @@ def backend_for(path: str | Path) -> str:
 
 def open_runner(path: str | Path, backend: str | None = None, device: str | None = None,
                 threads: int | None = None, target: str | None = None, **options) -> Runner:
-    """An active runner for any model location: a checkpoint, an artifact file, or a convert output folder.
+    """An active runner for any model location: a checkpoint, an artifact file, a convert output folder, or the
+    name of shipped weights (``"tinyagenet"``; an existing path of that name wins).
 
     In a folder, ``target`` picks the artifact; without it, the first built one ``backend`` opens (or the
     first built one). ``backend`` overrides the choice made from the file ending; ``options`` are
     backend-specific constructor knobs (e.g. an OpenVINO performance hint).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model not found: {path}")
+    path = resolve_model(path)
     if path.is_dir():
         from edgeface.manifest import resolve_artifact
 

@@ -10,9 +10,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="video file, camera index (0), rtsp:// or http:// URL, or a GStreamer "
                                        "pipeline string ending in appsink (needs an OpenCV built with GStreamer)")
     parser.add_argument("--models", required=True, nargs="+",
-                        help="checkpoints (.pt), model files, convert folders, or a folder holding several")
-    parser.add_argument("--detector", required=True, help="YuNet ONNX file (e.g. face_detection_yunet_2023mar.onnx "
-                                                          "from the OpenCV model zoo; edgeface ships no weights)")
+                        help="names of shipped weights (tinyagenet dmmcnn; see edgeface models), checkpoints (.pt), "
+                             "model files, convert folders, or a folder holding several")
+    parser.add_argument("--detector", help="YuNet ONNX file (default: the YuNet shipped with edgeface)")
     parser.add_argument("--out", help="annotated video to write (.mp4 / .avi), written atomically")
     parser.add_argument("--jsonl", help="JSON lines file: one object per frame with its faces")
     parser.add_argument("--show", action="store_true", help="show the annotated video in a window (q quits)")

@@ -1,7 +1,8 @@
 """The embeddable API: frame in, faces with age / attractiveness / attributes / landmarks out.
 
-A :class:`Predictor` holds a YuNet :class:`~edgeface.detector.FaceDetector` and one runner per loaded
-model. For each frame every face is aligned with the shared preprocessing (``edgeface.faces.face_crop``,
+A :class:`Predictor` holds a YuNet :class:`~edgeface.detector.FaceDetector` (the shipped one unless given
+another) and one runner per loaded model (a path, or the name of shipped weights: ``"tinyagenet"``). For each
+frame every face is aligned with the shared preprocessing (``edgeface.faces.face_crop``,
 ``edgeface.preprocess.to_input``), all faces of the frame go through each model as ONE batch, and the
 raw outputs are turned into values by ``edgeface.decode`` -- the same code training and evaluation use.
 """
@@ -20,6 +21,7 @@ from edgeface.detector import Face, FaceDetector
 from edgeface.faces import face_crop
 from edgeface.preprocess import PreprocessSpec, alignment_matrix, flip_input, to_input
 from edgeface.runtime.base import Runner, open_runner
+from edgeface.weights import resolve_model
 
 
 @dataclass
@@ -72,12 +74,11 @@ class LoadedModel:
 
 
 def find_model_paths(paths: str | Path | list[str | Path]) -> list[Path]:
-    """Model locations from checkpoints, artifact files, convert folders, or folders holding several of those."""
+    """Model locations from checkpoints, artifact files, convert folders, folders holding several of those, or
+    names of shipped weights."""
     found: list[Path] = []
-    for path in [paths] if isinstance(paths, str | Path) else list(paths):
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"model path not found: {path}")
+    for spec in [paths] if isinstance(paths, str | Path) else list(paths):
+        path = resolve_model(spec)
         if path.is_file() or (path / "manifest.json").is_file():
             found.append(path)
             continue
@@ -101,7 +102,7 @@ class Predictor:
     at no extra cost. Turn it on for single images.
     """
 
-    def __init__(self, models: str | Path | list[str | Path], detector_path: str | Path,
+    def __init__(self, models: str | Path | list[str | Path], detector_path: str | Path | None = None,
                  backend: str | None = None, threads: int | None = None, min_face: int = 24,
                  score_threshold: float = 0.6, flip: bool = False, target: str | None = None,
                  device: str | None = None, downscale: bool = True):

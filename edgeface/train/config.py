@@ -69,8 +69,9 @@ class TrainConfig:
     warmup_epochs: int = setting(0, group="optimisation",
                                  help="linear warm-up epochs from lr/10 before the cosine schedule")
     init: str | None = setting(None, group="optimisation",
-                               help="warm start from an edgeface checkpoint: layers whose name and shape match are "
-                                    "copied, the rest (e.g. a head for another label space) re-initialised and listed")
+                               help="warm start from an edgeface checkpoint or shipped weights by name: layers "
+                                    "whose name and shape match are copied, the rest (e.g. a head for another "
+                                    "label space) re-initialised and listed")
     channels_last: bool = setting(False, group="optimisation",
                                   help="NHWC activations while training (faster convolutions on some CPUs)")
     weight_decay: float = setting(0.0, group="optimisation", help="Adam weight decay (default 0)")
@@ -86,7 +87,8 @@ class TrainConfig:
     amp: bool = setting(True, group="run", help="no mixed precision on CUDA")
     aligned: bool = setting(False, group="data",
                             help="images are already aligned chips (UTKFace, CelebA aligned): skip detection")
-    detector: str | None = setting(None, group="data", help="YuNet face detector ONNX used to align unaligned images")
+    detector: str | None = setting(None, group="data", help="YuNet face detector ONNX that aligns unaligned images "
+                                                                "(default: the YuNet shipped with edgeface)")
     strict: bool = setting(False, group="data", help="fail on the first bad item instead of skipping")
     max_images: int = setting(0, group="data", help="use at most this many images (seeded random subset)")
     cache_dir: str | None = setting(None, group="data",

@@ -1,7 +1,7 @@
 """``edgeface eval MODEL --data ...``: the task's metrics for any model format, through one code path.
 
-MODEL is a checkpoint or any artifact a runtime Runner opens, or a convert output folder with
-``--target``; the card inside it gives the preprocessing, so the data is aligned exactly as in training.
+MODEL is a checkpoint or any artifact a runtime Runner opens, a convert output folder with ``--target``, or the
+name of shipped weights; the card inside it gives the preprocessing, so the data is aligned exactly as in training.
 A checkpoint also carries its training config: data-reader settings not given as flags come from it, and
 with ``--split train/val`` so do the subset and split settings, so the split is the one training used.
 """
@@ -15,13 +15,15 @@ import sys
 from pathlib import Path
 
 from edgeface.train.config import TrainConfig, add_config_arguments
+from edgeface.weights import resolve_model
 
 READ_SETTINGS = ("format", "image_col", "label_col", "std_col", "image_root")
 SPLIT_SETTINGS = ("max_images", "val_fraction", "seed", "folds", "fold", "protocol")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="checkpoint / exported model file, or a convert output folder")
+    parser.add_argument("model", help="checkpoint / exported model file, a convert output folder, or the name of "
+                                      "shipped weights (thinagenet, ...; see edgeface models)")
     parser.add_argument("--target", help="artifact in a convert output folder (onnx, openvino-int8, trt-fp16, ...)")
     parser.add_argument("--backend", help="runtime backend (default: chosen from the file ending)")
     parser.add_argument("--device", help="device for the backend (cpu, cuda, ...)")
@@ -51,7 +53,7 @@ def data_settings(args: argparse.Namespace, saved: dict | None, default_format: 
     return settings
 
 
-def saved_config(model: str) -> dict | None:
+def saved_config(model: str | Path) -> dict | None:
     """The training config inside a checkpoint (None for other formats and for checkpoints saved without one)."""
     path = Path(model)
     if not (path.is_file() and path.suffix in (".pt", ".pth")):
@@ -62,6 +64,7 @@ def saved_config(model: str) -> dict | None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from edgeface.assets import DETECTOR
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
     from edgeface.fileio import cache_dir
     from edgeface.manifest import describe_artifact
@@ -71,19 +74,18 @@ def main(args: argparse.Namespace) -> int:
 
     if not args.data:
         raise ValueError("--data is required (a data set path)")
-    if not args.aligned and not args.detector:
-        raise ValueError("unaligned data needs --detector YUNET.onnx (or --aligned for aligned chips)")
-    with open_runner(args.model, backend=args.backend, device=args.device, target=args.target) as runner:
+    model = resolve_model(args.model)
+    with open_runner(model, backend=args.backend, device=args.device, target=args.target) as runner:
         card = runner.card
         task = training_task_from_card(card)
         issues = DataIssues(bool(args.strict))
-        d = data_settings(args, saved_config(args.model), task.default_format)
+        d = data_settings(args, saved_config(model), task.default_format)
         samples = load_samples(d["format"], args.data, issues, task.label_space, image_col=d["image_col"],
                                label_col=d["label_col"], std_col=d["std_col"],
                                image_root=Path(d["image_root"]) if d["image_root"] else None)
         samples = subsample(samples, d["max_images"], d["seed"])
         faces = prepare_faces(samples, card.preprocess, issues, f"{d['format']}:{args.data}",
-                              None if args.aligned else args.detector,
+                              None if args.aligned else args.detector or DETECTOR,
                               cache_dir("faces", args.cache_dir), progress=not args.json)
         if args.split != "all":
             train_idx, val_idx = split_indices(faces, d["val_fraction"], d["seed"], d["folds"], d["fold"],

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeface.assets import DETECTOR
 from edgeface.data.augment import AugmentConfig, augment_crop, transform_landmarks
 from edgeface.data.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
 from edgeface.fileio import cache_dir, portable_path, save_figure, sha256_file, write_json, write_text
@@ -104,19 +105,18 @@ def load_faces(cfg: TrainConfig, task: TrainingTask, spec: PreprocessSpec, dist:
     """The aligned data set the config names (or the task's SYNTHETIC set); rank 0 fills the cache first."""
     if cfg.data is None:
         return task.synthetic_faces(cfg.synthetic_size, spec, cfg.seed)
-    if not cfg.aligned and not cfg.detector:
-        raise ValueError("unaligned data needs --detector YUNET.onnx (or --aligned for aligned chips)")
     issues = DataIssues(cfg.strict)
     samples = load_samples(cfg.format, cfg.data, issues, task.label_space, image_col=cfg.image_col,
                            label_col=cfg.label_col, std_col=cfg.std_col,
                            image_root=Path(cfg.image_root) if cfg.image_root else None)
     samples = subsample(samples, cfg.max_images, cfg.seed)
     cache = cache_dir("faces", cfg.cache_dir)
+    detector = None if cfg.aligned else cfg.detector or DETECTOR
     faces = None
     for turn in (True, False):  # rank 0 aligns (and caches), then the others read the cache
         if dist.main == turn:
             faces = prepare_faces(samples, spec, issues, f"{cfg.format}:{portable_path(cfg.data)}",
-                                  None if cfg.aligned else cfg.detector, cache, progress=cfg.progress and dist.main)
+                                  detector, cache, progress=cfg.progress and dist.main)
         dist.barrier()
     if dist.main:
         issues.warn(f"data {cfg.data}")
