@@ -19,6 +19,7 @@ clip assembled from the sample faces; write the report, claims table, plots, man
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from edgeface.bench.bench import _int_list, _threads_list
 from edgeface.bench.jobs import BASELINE, CPU_BACKENDS
 
 MODELS = ("tinyagenet", "thinagenet")
-VIDEO_FRAMES = 48
+SEGMENT_FRAMES = 16  # per set of sample faces on screen (3 sets)
 
 
 def write_synthetic_set(folder: str | Path, n: int, input_size: int, seed: int = 1) -> Path:
@@ -239,11 +240,13 @@ def run_video(args: argparse.Namespace, folder: Path, models: Path) -> dict[str,
     from edgeface.bench.synthetic_video import sample_faces_video
     from edgeface.cli import build_parser
     from edgeface.manifest import load_manifest
+    from edgeface.runtime.tracker import IoUTracker
     from edgeface.weights import load_index
 
     folder.mkdir(parents=True, exist_ok=True)
     clip = folder / "sample_faces.mp4"
-    sample_faces_video(clip, [cv2.imread(str(f.path)) for f in sample_faces()], VIDEO_FRAMES)
+    patience = inspect.signature(IoUTracker).parameters["max_missed"].default
+    sample_faces_video(clip, [cv2.imread(str(f.path)) for f in sample_faces()], SEGMENT_FRAMES, gap=patience + 1)
     target = []
     if args.video_models:
         chosen = args.video_models

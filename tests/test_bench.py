@@ -167,7 +167,7 @@ def test_cli_rejects_unknown_inputs(tmp_path):
     bench.add_arguments(parser)
     args = parser.parse_args(["no-such-model-or-folder", "--no-baseline", "--out", str(tmp_path / "r.json")])
     assert args.out == tmp_path / "r.json"
-    with pytest.raises(FileNotFoundError, match="neither a convert output folder nor a model"):
+    with pytest.raises(FileNotFoundError, match="neither a file nor the name of shipped weights.*untrained zoo"):
         jobs.collect_jobs(args.inputs, tmp_path, ["onnxruntime"], ["onnx"], baseline=False)
     with pytest.raises(SystemExit):
         parser.parse_args(["x", "--batch", "0"])

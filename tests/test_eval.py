@@ -142,8 +142,9 @@ def test_eval_cli_errors_exit_2(checkpoint, utk_folder, tmp_path, capsys):
     assert "model not found" in capsys.readouterr().err
     assert cli_main(["eval", str(checkpoint), "--aligned"]) == 2
     assert "--data is required" in capsys.readouterr().err
-    assert cli_main(["eval", str(checkpoint), "--data", str(utk_folder)]) == 2
-    assert "--detector" in capsys.readouterr().err
+    assert cli_main(["eval", "vgg16-dldl", "--data", str(utk_folder), "--aligned"]) == 2
+    err = capsys.readouterr().err
+    assert "weights ship for: " in err and len(err.strip().splitlines()) == 1
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     assert cli_main(["eval", str(bad), "--data", str(utk_folder), "--aligned"]) == 2

@@ -51,9 +51,11 @@ def moving_faces_video(path: str | Path, chips: list[np.ndarray], frames: int, s
 
 
 def sample_faces_video(path: str | Path, photos: list[np.ndarray], frames: int, size: tuple[int, int] = (640, 360),
-                       per_frame: int = 3, fps: float = 12.0) -> None:
+                       per_frame: int = 3, fps: float = 12.0, gap: int = 0) -> None:
     """Write an mp4v clip of portrait photos (e.g. the shipped sample faces), ``per_frame`` side by side, drifting
-    slowly sideways; the set on screen changes in equal segments so every photo appears."""
+    slowly sideways; the set on screen changes in segments of ``frames`` frames each, so every photo appears, with
+    ``gap`` empty frames between segments (more than a tracker's patience keeps one person's track from passing
+    to the next person in the same place)."""
     width, height = size
     if not photos or frames < 1 or per_frame < 1:
         raise ValueError("a clip needs at least one photo, one frame and one face per frame")
@@ -68,14 +70,17 @@ def sample_faces_video(path: str | Path, photos: list[np.ndarray], frames: int, 
     if not writer.isOpened():
         raise RuntimeError(f"cannot write {path}")
     try:
-        for t in range(frames):
-            frame = background.copy()
-            segment = min(t * segments // frames, segments - 1)
-            shift = int(round(6 * np.sin(2 * np.pi * t / max(frames, 2))))
-            for i in range(per_frame):
-                face = faces[(segment * per_frame + i) % len(faces)]
-                x = i * slot + (slot - face_w) // 2 + shift
-                frame[20:20 + face_h, x:x + face_w] = face
-            writer.write(frame)
+        for segment in range(segments):
+            if segment:
+                for _ in range(gap):
+                    writer.write(background)
+            for t in range(frames):
+                frame = background.copy()
+                shift = int(round(6 * np.sin(2 * np.pi * t / max(frames, 2))))
+                for i in range(per_frame):
+                    face = faces[(segment * per_frame + i) % len(faces)]
+                    x = i * slot + (slot - face_w) // 2 + shift
+                    frame[20:20 + face_h, x:x + face_w] = face
+                writer.write(frame)
     finally:
         writer.release()

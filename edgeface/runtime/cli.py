@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgeface.runtime.predictor import FaceResult
+
+SUMMARY_TRACKS = 10  # longest tracks printed at the end
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +73,13 @@ def main(args: argparse.Namespace) -> int:
         video = AnnotatedVideoWriter(args.out, source.fps) if args.out else None
         jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
         show = args.show
+        tracks: dict[int, tuple[int, FaceResult]] = {}  # track id -> (frames seen, latest fused values)
 
         def on_frame(index, frame, results) -> bool:
             nonlocal show
+            for r in results:
+                if r.track_id is not None:
+                    tracks[r.track_id] = (tracks.get(r.track_id, (0, r))[0] + 1, r)
             if jsonl is not None:
                 jsonl.write(frame_record(index, source.fps, results))
             if video is not None or show:
@@ -102,6 +112,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"models: {models}; detection every {args.detect_every} frame(s) at scale "
           f"{predictor.detector.scale:.2f}; inference {inference}; threads {budget.describe()}")
     print(stats.report())
+    if tracks:
+        print(track_summary(tracks))
     if video is not None:
         print(f"wrote {video.path} ({video.frames} frames)" if video.frames else "no frames: no video written")
     if jsonl is not None:
@@ -110,3 +122,19 @@ def main(args: argparse.Namespace) -> int:
         print("edgeface run: error: the source gave no decodable frame", file=sys.stderr)
         return 1
     return 130 if stats.interrupted else 0
+
+
+def track_summary(tracks: dict[int, tuple[int, FaceResult]]) -> str:
+    """The longest tracks with their last fused values: what the run saw, without opening its outputs."""
+    lines = [f"faces: {len(tracks)} track(s)" + (f", the {SUMMARY_TRACKS} longest:" if len(tracks) > SUMMARY_TRACKS
+                                                 else ":")]
+    for track_id, (frames, r) in sorted(tracks.items(), key=lambda t: -t[1][0])[:SUMMARY_TRACKS]:
+        parts = [f"  #{track_id}: {frames} frame(s)"]
+        if r.age is not None:
+            parts.append(f"age {r.age:.1f} +- {r.age_std:.1f}")
+        if r.attractiveness is not None:
+            parts.append(f"attractiveness {r.attractiveness:.2f}")
+        if r.decisions:
+            parts.append(", ".join(n for n, on in r.decisions.items() if on) or "no attribute")
+        lines.append("; ".join(parts))
+    return "\n".join(lines)
