@@ -23,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: demo test lint
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed  # on the shipped weights; each run replaces ./edgeface-out
+	rm -rf edgeface-out
 	$(VENV)/bin/edgeface pipeline --out edgeface-out
 
 test: $(VENV)/.installed
