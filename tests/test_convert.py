@@ -160,7 +160,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, chec
     for p in sorted(utkface_dir.iterdir())[:5]:
         shutil.copy(p, few / p.name)
     cases = [
-        ((tmp_path / "missing.pt", "--to", "onnx"), "checkpoint not found"),
+        ((tmp_path / "missing.pt", "--to", "onnx"), "neither a file nor the name of shipped weights"),
         ((corrupt, "--to", "onnx"), "cannot read checkpoint"),
         ((checkpoint, "--to", "tflite"), "unknown target"),
         ((checkpoint, "--to", "onnx-int8", "--calib", few), "only 5 usable faces"),
