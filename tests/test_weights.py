@@ -220,7 +220,8 @@ def test_convert_eval_and_bench_take_a_name(index, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["metrics"]["n"] == len(sample_faces()) and report["metrics"]["mae"] < 15
     jobs = collect_jobs(["tinyagenet"], tmp_path / "bench", ["onnxruntime"], ["onnx"], baseline=False)
-    assert [(j["model"], j["target"], j["input_size"]) for j in jobs] == [("tinyagenet", "onnx", 64)]
+    size = load_index()["tinyagenet"]["input_size"]
+    assert [(j["model"], j["target"], j["input_size"]) for j in jobs] == [("tinyagenet", "onnx", size)]
     assert TERMS in jobs[0]["card"]["extra"]["data_terms"]  # the shipped weights, not an untrained network
     assert baseline_targets_at(224, ["onnx"]) == ["onnx"] and baseline_targets_at(64, ["onnx"]) == []
 
