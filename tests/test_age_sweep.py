@@ -67,3 +67,13 @@ def test_latency_rounds_interleave_the_artifacts(monkeypatch):
     timed = [k for i, k in enumerate(calls) if i == 0 or k != calls[i - 1]]  # the order of runs of calls
     assert timed[-6:] == ["A", "B"] * 3  # three rounds, A then B in each
     assert not any(r.active for r in opened)
+
+
+def test_experiments_end_with_json_markdown_and_the_table_printed(tmp_path, capsys):
+    import json
+
+    from edgeface.bench.experiments import write_results
+
+    write_results(tmp_path / "out", "age_sweep", {"runs": []}, "# table\n")
+    assert json.loads((tmp_path / "out" / "age_sweep.json").read_text()) == {"runs": []}
+    assert (tmp_path / "out" / "age_sweep.md").read_text() == "# table\n" and "# table" in capsys.readouterr().out

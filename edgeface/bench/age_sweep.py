@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.bench.experiments import UTKFACE_CHIPS, add_common_arguments, command_line
-from edgeface.fileio import save_figure, write_json, write_text
+from edgeface.bench.experiments import UTKFACE_CHIPS, add_common_arguments, command_line, write_results
+from edgeface.fileio import save_figure
 
 CONVERT_TARGETS = ["onnx", "onnx-int8", "openvino", "openvino-int8"]
 TIMED_TARGETS = ["openvino-int8", "onnx-int8"]
@@ -227,10 +227,7 @@ def main(args: argparse.Namespace) -> int:
     for (i, target), stats in interleaved_latency(timed, args.seconds).items():
         document["runs"][i]["artifacts"][target]["latency_ms"] = stats
     document["measure_seconds"] = round(time.perf_counter() - start, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "age_sweep.json", document)
-    write_text(args.out / "age_sweep.md", markdown(document))
+    write_results(args.out, "age_sweep", document, markdown(document))
     plot(document, args.out / "age_sweep.png")
-    print(markdown(document))
     return 0
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.bench.experiments import YUNET, add_common_arguments, command_line
-from edgeface.fileio import save_figure, write_json, write_text
+from edgeface.bench.experiments import YUNET, add_common_arguments, command_line, write_results
+from edgeface.fileio import save_figure
 
 
 def fold_config(args: argparse.Namespace, model: str, input_size: int, fold: int):
@@ -130,10 +130,7 @@ def main(args: argparse.Namespace) -> int:
     report = run_folds(args)
     report["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     report["command"] = command_line(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "attractiveness_cv.json", report)
-    write_text(args.out / "attractiveness_cv.md", markdown(report))
+    write_results(args.out, "attractiveness_cv", report, markdown(report))
     plot(report, args.out / "attractiveness_cv.png")
-    print(markdown(report))
     return 0
 

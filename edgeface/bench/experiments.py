@@ -64,6 +64,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, threads: int | None = 
                             required=not present, help=f"{help_text} (default ../shared/{relative} where present)")
 
 
+def write_results(out: Path, name: str, document: dict, text: str) -> None:
+    """How an experiment ends: ``out/NAME.json`` and ``out/NAME.md`` written atomically, the Markdown printed."""
+    from edgeface.fileio import write_json, write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{name}.json", document)
+    write_text(out / f"{name}.md", text)
+    print(text)
+
+
 def settings(args: argparse.Namespace) -> dict:
     """An experiment's settings as given or defaulted, JSON-ready (paths as text), for its results file."""
     return {k: portable_path(v) if isinstance(v, Path) else v for k, v in vars(args).items()
