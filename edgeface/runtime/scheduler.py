@@ -57,17 +57,18 @@ class FaceView:
     sharpness: float
 
 
-def face_view(gray: np.ndarray, face: FaceResult) -> FaceView:
+def face_view(frame: np.ndarray, face: FaceResult) -> FaceView:
     """Size (box side), yaw (nose offset over eye distance, 0 when frontal) and sharpness (variance of the
-    Laplacian of the face at a fixed size) of a face in a grayscale frame."""
+    Laplacian of the face at a fixed size, in grey) of a face in a BGR frame; only the face patch is converted."""
     x, y, w, h = (float(v) for v in face.box)
     eyes = face.landmarks[:2]
     eye_distance = float(np.linalg.norm(eyes[1] - eyes[0])) or 1.0
     yaw = float(face.landmarks[2, 0] - eyes[:, 0].mean()) / eye_distance
-    rows, cols = gray.shape
+    rows, cols = frame.shape[:2]
     x0, y0 = int(np.clip(x, 0, cols - 1)), int(np.clip(y, 0, rows - 1))
     x1, y1 = int(np.clip(x + w, x0 + 1, cols)), int(np.clip(y + h, y0 + 1, rows))
-    patch = cv2.resize(gray[y0:y1, x0:x1], (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=cv2.INTER_AREA)
+    patch = cv2.resize(frame[y0:y1, x0:x1], (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=cv2.INTER_AREA)
+    patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY) if patch.ndim == 3 else patch
     sharpness = float(cv2.Laplacian(patch, cv2.CV_32F).var())
     return FaceView(side=float(np.sqrt(max(w, 1.0) * max(h, 1.0))), yaw=yaw, sharpness=sharpness)
 
@@ -87,9 +88,9 @@ class InferenceScheduler:
         self.schedule = schedule or Schedule()
 
     def select(self, frame_index: int, tracks: list[Track], faces: list[FaceResult],
-               gray: np.ndarray | None = None) -> list[int]:
-        """Indices into ``faces`` (whose tracks are ``tracks``) to infer on frame ``frame_index``; ``gray`` (the
-        frame in grayscale) enables the early refresh of changed faces."""
+               frame: np.ndarray | None = None) -> list[int]:
+        """Indices into ``faces`` (whose tracks are ``tracks``) to infer on frame ``frame_index``; ``frame`` (BGR)
+        enables the early refresh of changed faces."""
         s = self.schedule
         ranked: list[tuple[int, float, int]] = []  # (tier, -staleness, face index)
         for i, (track, face) in enumerate(zip(tracks, faces, strict=True)):
@@ -99,8 +100,8 @@ class InferenceScheduler:
             stale = frame_index - track.inferred_frame
             if stale >= s.refresh_every:
                 ranked.append((1, -stale, i))
-            elif (gray is not None and stale >= s.min_gap and track.reference is not None
-                  and changed(track.reference, face_view(gray, face), s)):
+            elif (frame is not None and stale >= s.min_gap and track.reference is not None
+                  and changed(track.reference, face_view(frame, face), s)):
                 ranked.append((2, -stale, i))
         ranked.sort()
         return sorted(i for _, _, i in ranked[:s.budget])
@@ -117,11 +118,10 @@ class TrackedInference:
 
     def __call__(self, frame: np.ndarray, results: list[FaceResult]) -> list[FaceResult]:
         tracks = self.tracker.assign(results)
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if self.scheduler is not None and results else None
         if self.scheduler is None:
             chosen = list(range(len(results)))
         else:
-            chosen = self.scheduler.select(self.tracker.frame, tracks, results, gray)
+            chosen = self.scheduler.select(self.tracker.frame, tracks, results, frame)
         if chosen:
             self.predictor.fill(frame, [results[i] for i in chosen])
         self.inferred += len(chosen)
@@ -129,8 +129,8 @@ class TrackedInference:
         for i, (track, face) in enumerate(zip(tracks, results, strict=True)):
             if i in picked:
                 self.tracker.fuse(track, face)
-                if gray is not None:
-                    track.reference = face_view(gray, face)
+                if self.scheduler is not None:
+                    track.reference = face_view(frame, face)
             else:
                 self.tracker.carry(track, face)
         return results
