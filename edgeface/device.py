@@ -3,7 +3,7 @@
 The convert manifest, the TensorRT runner and the benchmark fingerprint all describe a machine through this
 one module, so an engine's build facts and a latency number's device read the same tables. Every parser
 takes the text it reads (``/proc/cpuinfo``, ``/etc/nv_tegra_release``, ``nvpmodel -q``...) so it is tested
-with recorded samples anywhere. Standard library only: torch, pycuda and tensorrt are imported lazily.
+with recorded samples anywhere. Standard library only: torch, the CUDA bindings and tensorrt are imported lazily.
 """
 
 from __future__ import annotations
@@ -160,23 +160,14 @@ def gpu_info() -> dict | None:
 
 
 def gpu_facts() -> dict:
-    """{"gpu": name, "compute_capability": "8.7"} of device 0 as pycuda (hence TensorRT) sees it, or {"error": why}.
+    """{"gpu": name, "compute_capability": "8.7", "cuda_library": ...} of device 0 as pycuda or cuda-python (hence
+    TensorRT) sees it, or {"error": why}.
 
     This is what a TensorRT plan is tied to, so the build records it and the runner compares against it.
     """
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        return {"error": "pycuda not installed (pip install 'edgeface[tensorrt]')"}
-    try:
-        cuda.init()
-        if cuda.Device.count() == 0:
-            return {"error": "CUDA reports no device"}
-        device = cuda.Device(0)
-    except Exception as e:  # pycuda.driver.Error when the driver or device is missing
-        return {"error": str(e).splitlines()[0]}
-    major, minor = device.compute_capability()
-    return {"gpu": device.name(), "compute_capability": f"{major}.{minor}"}
+    from edgeface.cuda_driver import device_facts
+
+    return device_facts(0)
 
 
 def tensorrt_unavailable() -> str | None:

@@ -1,4 +1,4 @@
-"""TensorRT runner (pycuda) for engines built by ``edgeface convert``.
+"""TensorRT runner (pycuda or cuda-python, see :mod:`edgeface.cuda_driver`) for engines built by ``edgeface convert``.
 
 A plan only runs on the TensorRT version and GPU it was built for, so the manifest's build facts are
 checked first and a mismatch is refused with a message naming both sides.
@@ -31,13 +31,13 @@ class TensorRTRunner(Runner):
     install_hint = "pip install 'edgeface[tensorrt]' on a machine with an NVIDIA GPU and the TensorRT libraries"
 
     def activate_impl(self) -> None:
+        from edgeface.cuda_driver import open_context
         from edgeface.device import gpu_facts, tensorrt_unavailable
         from edgeface.manifest import resolve_artifact
 
         reason = tensorrt_unavailable()
         if reason:
             raise BackendUnavailable(f"{reason}; {self.install_hint}")
-        import pycuda.driver as cuda
         import tensorrt as trt
 
         path, card, entry = resolve_artifact(self.path)
@@ -48,22 +48,18 @@ class TensorRTRunner(Runner):
         problem = compatibility_error(entry.get("build_device") or {}, trt.__version__, gpu["gpu"])
         if problem:
             raise ValueError(f"refusing engine {path}: {problem}")
-        cuda.init()
-        self._cuda = cuda
-        self._ctx = cuda.Device(int((self.device or "cuda:0").split(":")[-1] or 0)).make_context()
+        self._ctx = open_context(int((self.device or "cuda:0").split(":")[-1] or 0))
         try:
-            self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-            self.engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
-            if self.engine is None:
-                raise ValueError(f"cannot deserialize TensorRT engine {path} (truncated or built elsewhere)")
-            self.context = self.engine.create_execution_context()
-            self.stream = cuda.Stream()
+            with self._ctx:
+                self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+                self.engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
+                if self.engine is None:
+                    raise ValueError(f"cannot deserialize TensorRT engine {path} (truncated or built elsewhere)")
+                self.context = self.engine.create_execution_context()
         except BaseException:
-            self._ctx.pop()
-            self._ctx.detach()
+            self._ctx.close()
             self._ctx = None
             raise
-        self._ctx.pop()
         self._trt = trt
         self.card = card
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -75,19 +71,18 @@ class TensorRTRunner(Runner):
         """Set the input shape and bind device buffers for it (allocated once per shape, pinned host copies
         beside them). The CUDA context must be current."""
         if shape not in self._buffers:
-            cuda, trt = self._cuda, self._trt
+            trt = self._trt
             self.context.set_input_shape(self.input_name, shape)
             buffers = {}
             for name in [self.input_name, *self.output_names]:
                 dims = tuple(self.context.get_tensor_shape(name))
-                dtype = trt.nptype(self.engine.get_tensor_dtype(name))
-                host = cuda.pagelocked_empty(dims, dtype)
-                buffers[name] = (host, cuda.mem_alloc(host.nbytes))
+                host = self._ctx.pinned(dims, trt.nptype(self.engine.get_tensor_dtype(name)))
+                buffers[name] = (host, self._ctx.alloc(host.nbytes))
             self._buffers[shape] = buffers
         buffers = self._buffers[shape]
         self.context.set_input_shape(self.input_name, shape)
         for name, (_, device) in buffers.items():
-            self.context.set_tensor_address(name, int(device))
+            self.context.set_tensor_address(name, device)
         return buffers
 
     def _upload(self, x: np.ndarray) -> dict:
@@ -95,59 +90,47 @@ class TensorRTRunner(Runner):
         buffers = self._bind(x.shape)
         host_in, device_in = buffers[self.input_name]
         np.copyto(host_in, x)
-        self._cuda.memcpy_htod_async(device_in, host_in, self.stream)
+        self._ctx.upload(device_in, host_in)
         return buffers
 
     def _execute(self) -> None:
-        if not self.context.execute_async_v3(self.stream.handle):
+        if not self.context.execute_async_v3(self._ctx.stream_handle):
             raise RuntimeError("TensorRT execution failed")
 
     def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        self._ctx.push()
-        try:
+        with self._ctx:
             buffers = self._upload(np.ascontiguousarray(x))
             self._execute()
             for name in self.output_names:
-                self._cuda.memcpy_dtoh_async(buffers[name][0], buffers[name][1], self.stream)
-            self.stream.synchronize()
+                self._ctx.download(*buffers[name])
+            self._ctx.synchronize()
             return {name: np.array(buffers[name][0], dtype=np.float32) for name in self.output_names}
-        finally:
-            self._ctx.pop()
 
     def compute_only_timer(self, x: np.ndarray) -> Callable[[], float]:
         """``execute_async_v3`` alone between two CUDA events on the runner's stream, the input already in
         device memory (uploaded once here)."""
         self.require_active()
         self.check_input(x)
-        self._ctx.push()
-        try:
+        with self._ctx:
             self._upload(np.ascontiguousarray(x))
-            self.stream.synchronize()
-            start, end = self._cuda.Event(), self._cuda.Event()
-        finally:
-            self._ctx.pop()
+            self._ctx.synchronize()
+            start, end = self._ctx.event_timer()
 
         def timed() -> float:
-            self._ctx.push()
-            try:
+            with self._ctx:
                 self._bind(x.shape)  # host-side only: another shape may have been bound since
-                start.record(self.stream)
+                self._ctx.record(start)
                 self._execute()
-                end.record(self.stream)
-                end.synchronize()
-                return start.time_till(end) / 1000.0
-            finally:
-                self._ctx.pop()
+                self._ctx.record(end)
+                return self._ctx.elapsed_s(start, end)
 
         return timed
 
     def deactivate_impl(self) -> None:
         if getattr(self, "_ctx", None) is not None:
-            self._ctx.push()
-            self._buffers = {}
-            self.context = None
-            self.engine = None
-            self.stream = None
-            self._ctx.pop()
-            self._ctx.detach()
+            with self._ctx:
+                self._buffers = {}
+                self.context = None
+                self.engine = None
+            self._ctx.close()
             self._ctx = None
