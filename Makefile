@@ -1,26 +1,37 @@
 # The two set-up commands of the README: `make demo` (the main job) and `make test` (the suite).
 # Both create ./.venv on first use. torch is pinned; on a machine without an NVIDIA GPU the CPU build is asked of
 # PyTorch's CPU wheel index first (10 s time-box), falling back to the configured index when that is unreachable.
-# OpenCV: any importable cv2 is kept (VENV_FLAGS=--system-site-packages sees the system's); the pip wheel
-# (edgeface[opencv]) is installed only where none is importable.
+# OpenCV: any importable cv2 is kept (VENV_FLAGS=--system-site-packages sees the system's, e.g. JetPack's
+# GStreamer-enabled build); the pip wheel (edgeface[opencv]) is installed only where none is importable
+# (`make opencv` is that step alone; tests/test_install.py runs it on a simulated Jetson venv).
 VENV ?= .venv
 VENV_FLAGS ?=
 PY := $(VENV)/bin/python
+VENV_PIP ?= $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV_FLAGS) $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(VENV_PIP) install -q --upgrade pip
 	if command -v nvidia-smi >/dev/null 2>&1 || [ -e /etc/nv_tegra_release ]; then \
-		$(PY) -m pip install -q $(TORCH_PIN); \
+		$(VENV_PIP) install -q $(TORCH_PIN); \
 	else \
-		$(PY) -m pip install -q --timeout 10 --retries 0 --index-url $(TORCH_CPU_INDEX) $(TORCH_PIN) 2>/dev/null \
-		|| $(PY) -m pip install -q $(TORCH_PIN); \
+		$(VENV_PIP) install -q --timeout 10 --retries 0 --index-url $(TORCH_CPU_INDEX) $(TORCH_PIN) 2>/dev/null \
+		|| $(VENV_PIP) install -q $(TORCH_PIN); \
 	fi
-	$(PY) -m pip install -q -e '.[all]'
-	$(PY) -c 'import cv2' 2>/dev/null || $(PY) -m pip install -q -e '.[opencv]'
+	$(VENV_PIP) install -q -e '.[all]'
+	$(MAKE) --no-print-directory opencv
 	touch $@
+
+.PHONY: opencv
+opencv:  # keep any importable cv2; the opencv-python-headless wheel only where there is none
+	@if $(PY) -c 'import cv2' 2>/dev/null; then \
+		echo "OpenCV: keeping $$($(PY) -c 'import cv2; print(cv2.__version__, "from", cv2.__file__)')"; \
+	else \
+		echo "OpenCV: no importable cv2, installing edgeface[opencv]"; \
+		$(VENV_PIP) install -q -e '.[opencv]'; \
+	fi
 
 .PHONY: demo test lint
 demo: $(VENV)/.installed  # on the shipped weights; each run replaces ./edgeface-out
