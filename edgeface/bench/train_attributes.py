@@ -16,19 +16,27 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from edgeface.bench.experiments import add_common_arguments
-from edgeface.fileio import atomic_path, cache_dir, write_json, write_text
+from edgeface.card import OUTPUT_ATTRIBUTES
+from edgeface.fileio import atomic_path, cache_dir, write_text
 
 RUNS = {  # run name -> task_options switched off
     "full": {},
     "no_dynamic_weights": {"dynamic_weights": False},
     "no_landmarks": {"landmarks": False},
 }
+OBJECTIVES = ("accuracy", "balanced", "f1")  # threshold objectives reported for every run (refit on val)
+
+
+def run_folder(name: str, landmark_weight: float) -> str:
+    """One folder per distinct training: the landmark weight is part of the name where the run uses it."""
+    return name if name == "no_landmarks" else f"{name}-lmw{landmark_weight:g}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,12 +54,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--flip", action="store_true", help="test-time flip averaging (doubles inference; off by default)")
     p.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="runs to train (default all)")
+    p.add_argument("--landmark-weights", type=float, nargs="+", default=[1.0], metavar="W",
+                   help="landmark loss weights for the full method (default 1.0, the recipe's); with several, each "
+                        "is trained and the best on validation mean accuracy is the full method the ablations use")
+    p.add_argument("--init", type=Path, default=None,
+                   help="warm-start checkpoint for every run (--init of train); it must not have seen these faces")
     p.add_argument("--work", type=Path, default=Path("runs/bench_attributes"),
                    help="run folders and crop cache (default runs/bench_attributes)")
 
 
-def write_split(data: Path, work: Path, args: argparse.Namespace) -> tuple[Path, Path, dict]:
-    """Seeded train/val/test split of the CelebA folder as two attributes CSVs (train+val, test)."""
+def write_split(data: Path, work: Path, args: argparse.Namespace) -> tuple[Path, Path, Path, dict]:
+    """Seeded train/val/test split of the CelebA folder as attributes CSVs (train+val for training, val alone
+    for refitting thresholds, test)."""
     from edgeface.data.celeba import LANDMARK_COLUMNS, attribute_names
     from edgeface.data.datasets import DataIssues, load_samples
 
@@ -74,21 +88,23 @@ def write_split(data: Path, work: Path, args: argparse.Namespace) -> tuple[Path,
                 lm = [f"{v:.1f}" for v in s.landmarks.reshape(10)] if s.landmarks is not None else [""] * 10
                 w.writerow([str(s.path), part, *s.targets["attributes"].astype(int).tolist(), *lm])
 
-    train_csv, test_csv = work / "train_val.csv", work / "test.csv"
+    train_csv, val_csv, test_csv = work / "train_val.csv", work / "val.csv", work / "test.csv"
     write(train_csv, [(p, int(i)) for p in ("train", "val") for i in parts[p]])
+    write(val_csv, [("", int(i)) for i in parts["val"]])
     write(test_csv, [("", int(i)) for i in parts["test"]])
     sizes = {p: len(v) for p, v in parts.items()}
     sizes["without_landmarks"] = int(sum(samples[int(i)].landmarks is None for i in order[:need]))
     sizes["skipped"] = len(issues.items)
-    return train_csv, test_csv, sizes
+    return train_csv, val_csv, test_csv, sizes
 
 
-def train_run(name: str, train_csv: Path, work: Path, args: argparse.Namespace) -> tuple[Path, float]:
+def train_run(name: str, landmark_weight: float, train_csv: Path, work: Path,
+              args: argparse.Namespace) -> tuple[Path, float]:
     """Train one run through the product's trainer (reusing a finished one); (best.pt, training seconds)."""
     from edgeface.train.config import load_config
     from edgeface.train.trainer import train_model
 
-    out = work / name
+    out = work / run_folder(name, landmark_weight)
     marker = out / "train_seconds.txt"
     if marker.is_file() and (out / "best.pt").is_file():
         return out / "best.pt", float(marker.read_text())
@@ -98,8 +114,9 @@ def train_run(name: str, train_csv: Path, work: Path, args: argparse.Namespace) 
         **({"schedule": "cosine", "warmup_epochs": 1} if args.schedule == "cosine" else {}),
         "seed": args.seed, "out": str(out), "cache_dir": str(work / "cache"), "workers": 0,
         "threads": args.threads, "resume": (out / "last.pt").is_file(), "val_flip": args.flip,
+        "init": str(args.init) if args.init else None, "progress": sys.stderr.isatty(),
     })
-    cfg.task_options = {**cfg.task_options, **RUNS[name]}
+    cfg.task_options = {**cfg.task_options, "landmark_weight": landmark_weight, **RUNS[name]}
     start = time.perf_counter()
     best = train_model(cfg)
     seconds = time.perf_counter() - start
@@ -107,76 +124,149 @@ def train_run(name: str, train_csv: Path, work: Path, args: argparse.Namespace) 
     return best, seconds
 
 
-def evaluate(best: Path, test_csv: Path, work: Path, flip: bool) -> dict:
-    """Test-split metrics of a checkpoint through the product's evaluation path."""
+def predict(best: Path, csv_path: Path, work: Path, flip: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(attribute probabilities, labels, landmark metrics) of a checkpoint on one split, through the product's
+    evaluation path."""
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces
     from edgeface.runtime import open_runner
     from edgeface.train.evaluate import evaluate_runner
 
     with open_runner(best) as runner:
         issues = DataIssues()
-        samples = load_samples("attributes-csv", test_csv, issues)
-        faces = prepare_faces(samples, runner.card.preprocess, issues, "celeba-dev test", None,
+        samples = load_samples("attributes-csv", csv_path, issues)
+        faces = prepare_faces(samples, runner.card.preprocess, issues, f"celeba-dev {csv_path.stem}", None,
                               cache_dir("faces", work / "cache"))
-        metrics, _ = evaluate_runner(runner, faces.crops, faces.targets, flip=flip, progress=True)
-        metrics["val_metrics_at_best_epoch"] = {
-            k: v for k, v in runner.card.extra.get("val_metrics", {}).items() if isinstance(v, (int, float))}
-        metrics["best_epoch"] = runner.card.extra.get("best_epoch")
-    return metrics
+        metrics, outputs = evaluate_runner(runner, faces.crops, faces.targets, flip=flip, progress=False)
+    landmarks = {k: v for k, v in metrics.items() if k.startswith("landmark")}
+    return outputs[OUTPUT_ATTRIBUTES], faces.targets["attributes"], landmarks
+
+
+def evaluate(best: Path, val_csv: Path, test_csv: Path, work: Path, flip: bool) -> dict:
+    """Test-split metrics of a checkpoint with thresholds refit on the validation faces for each objective
+    (the card's own thresholds are the ``accuracy`` ones), beside 0.5 and the majority baseline."""
+    from edgeface.models.checkpoint import read_checkpoint
+    from edgeface.train.attributes import attribute_metrics, fit_thresholds
+
+    card = read_checkpoint(best)["card"]
+    names, rate = card["attributes"], card["extra"].get("train_positive_rate")
+    val_probs, val_labels, _ = predict(best, val_csv, work, flip)
+    test_probs, test_labels, landmarks = predict(best, test_csv, work, flip)
+    out: dict = {"objectives": {}}
+    for objective in OBJECTIVES:
+        thresholds = fit_thresholds(val_probs, val_labels, objective)
+        out["objectives"][objective] = attribute_metrics(test_probs, test_labels, names, thresholds, rate)
+    out.update(landmarks)
+    out["card_threshold_objective"] = card.get("threshold_objective")
+    out["val_metrics_at_best_epoch"] = {
+        k: v for k, v in card["extra"].get("val_metrics", {}).items() if isinstance(v, (int, float))}
+    out["best_epoch"] = card["extra"].get("best_epoch")
+    return out
+
+
+def select_landmark_weight(sweep: dict[float, dict]) -> float:
+    """The full method's landmark weight: best validation mean accuracy at the best epoch (never the test faces)."""
+    return max(sweep, key=lambda w: sweep[w]["test"]["val_metrics_at_best_epoch"].get("mean_accuracy", -1.0))
 
 
 def summary_rows(results: dict) -> list[dict]:
-    """The ablation table: one row per configuration, on the test split."""
-    rows = []
-    full = results["runs"].get("full")
+    """The ablation table: one row per configuration, on the test split (accuracy-objective thresholds)."""
+    runs, rows = results["runs"], []
+
+    def row(label: str, run: dict, thresholds: str = "accuracy") -> dict:
+        m = run["test"]["objectives"]["accuracy"]
+        acc, bacc = (m["mean_accuracy_at_0.5"], m["mean_balanced_accuracy_at_0.5"]) if thresholds == "0.5" else (
+            m["mean_accuracy"], run["test"]["objectives"]["balanced"]["mean_balanced_accuracy"])
+        fitted = thresholds != "0.5"
+        return {"run": label, "val_acc": run["test"]["val_metrics_at_best_epoch"].get("mean_accuracy") if fitted
+                else None, "acc": acc, "bacc": bacc,
+                "nme": None if "landmarks" in run["options_off"] else run["test"].get("landmark_nme"),
+                "seconds": run["train_seconds"] if fitted else None}
+
+    full = runs.get(results.get("full_run", ""))
     if full:
-        m = full["test"]
-        rows.append({"run": "full method (dynamic weights, adaptive thresholds, landmarks)",
-                     "acc": m["mean_accuracy"], "bacc": m["mean_balanced_accuracy"], "nme": m.get("landmark_nme"),
-                     "seconds": full["train_seconds"]})
-        rows.append({"run": "adaptive thresholds off (same model, 0.5)", "acc": m["mean_accuracy_at_0.5"],
-                     "bacc": m["mean_balanced_accuracy_at_0.5"], "nme": m.get("landmark_nme"), "seconds": None})
+        w = results["landmark_weight"]
+        rows.append(row(f"full method (dynamic weights, fitted thresholds, landmarks at weight {w:g})", full))
+        rows.append(row("thresholds at 0.5 (same model)", full, "0.5"))
     labels = {"no_dynamic_weights": "dynamic weights off (retrained)", "no_landmarks": "landmark task off (retrained)"}
     for name, label in labels.items():
-        run = results["runs"].get(name)
-        if run:
-            m = run["test"]
-            rows.append({"run": label, "acc": m["mean_accuracy"], "bacc": m["mean_balanced_accuracy"],
-                         "nme": m.get("landmark_nme") if name != "no_landmarks" else None,
-                         "seconds": run["train_seconds"]})
-    any_run = next(iter(results["runs"].values()))["test"]
-    rows.append({"run": "majority class per attribute (training rates)", "acc": any_run["baseline_mean_accuracy"],
-                 "bacc": any_run["baseline_mean_balanced_accuracy"],
+        key = run_folder(name, results.get("landmark_weight", 1.0))
+        if key in runs:
+            rows.append(row(label, runs[key]))
+    for w, key in sorted(results.get("landmark_sweep", {}).items()):
+        if key != results.get("full_run"):
+            rows.append(row(f"full method, landmark weight {float(w):g} (retrained)", runs[key]))
+    any_run = next(iter(runs.values()))["test"]
+    base = any_run["objectives"]["accuracy"]
+    rows.append({"run": "majority class per attribute (training rates)", "val_acc": None,
+                 "acc": base["baseline_mean_accuracy"], "bacc": base["baseline_mean_balanced_accuracy"],
                  "nme": any_run.get("landmark_nme_baseline_template"), "seconds": None})
     return rows
 
 
-def markdown(results: dict) -> str:
+def objective_rows(run: dict) -> list[dict]:
+    """The full model's test figures with thresholds refit on validation for each objective, and at 0.5."""
+    rows = []
+    for objective, m in run["test"]["objectives"].items():
+        rows.append({"thresholds": f"fitted for {objective}", "acc": m["mean_accuracy"],
+                     "bacc": m["mean_balanced_accuracy"], "f1": m["mean_f1"]})
+    m = run["test"]["objectives"]["accuracy"]
+    rows.append({"thresholds": "0.5", "acc": m["mean_accuracy_at_0.5"], "bacc": m["mean_balanced_accuracy_at_0.5"],
+                 "f1": None})
+    return rows
+
+
+def below_baseline(metrics: dict, points: float = 0.01) -> list[str]:
+    """Attributes whose test accuracy is under their majority baseline minus ``points``."""
+    return [n for n, a in metrics["per_attribute"].items() if a["accuracy"] < a["baseline_accuracy"] - points]
+
+
+def fmt(v: float | None, spec: str = ".4f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def markdown(results: dict, command: str) -> str:
     s = results["setup"]
+    init = f"warm start from `{s['init']}`" if s["init"] else "trained from scratch"
     lines = [
         "# DMM-CNN on CelebA dev faces (CPU)",
         "",
-        f"`edgeface experiment train-attributes` — {s['model']}, input {s['input_size']} px "
-        f"(reduced from the paper's 224 for the CPU budget), {s['epochs']} epochs, batch {s['batch_size']}, "
-        f"Adam lr {s['lr']}, test-time flip {'on' if s['flip'] else 'off'}, {s['threads']} torch threads on a shared "
-        f"2-core CPU (with other jobs running). Seeded split (seed {s['seed']}) of "
-        f"`celeba-dev`: {s['split']['train']} train / {s['split']['val']} val (model selection and threshold "
-        f"fitting) / {s['split']['test']} test faces; every figure below is on the **test** faces, which "
-        f"neither training nor threshold fitting saw. Landmarks are the data set's YuNet-made points; "
-        f"NME is the mean point error over the inter-ocular distance in the aligned crop.",
+        f"`{command}`",
         "",
-        "| configuration | mean accuracy | mean balanced accuracy | landmark NME | training s |",
-        "|---|---:|---:|---:|---:|",
+        f"{s['model']}, input {s['input_size']} px (reduced from the paper's 224 for the CPU budget), {s['epochs']} "
+        f"epochs, batch {s['batch_size']}, Adam lr {s['lr']} ({s['schedule']} schedule), {init}, test-time flip "
+        f"{'on' if s['flip'] else 'off'}, {s['threads']} torch thread(s) per run on a shared 2-core CPU. Seeded split "
+        f"(seed {s['seed']}) of `celeba-dev`: {s['split']['train']} train / {s['split']['val']} val (model "
+        f"selection, landmark-weight choice and threshold fitting) / {s['split']['test']} test faces; every figure "
+        f"below is on the **test** faces, which neither training, selection nor threshold fitting saw. Landmarks "
+        f"are the data set's YuNet-made points; NME is the mean point error over the inter-ocular distance in the "
+        f"aligned crop.",
+        "",
+        "## Ablations (thresholds fitted on validation for plain accuracy; balanced accuracy with thresholds "
+        "fitted for it)",
+        "",
+        "| configuration | val mean accuracy | test mean accuracy | test mean balanced accuracy | landmark NME "
+        "| training s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in summary_rows(results):
-        nme = f"{r['nme']:.4f}" if r["nme"] is not None else "-"
         secs = f"{r['seconds']:.0f}" if r["seconds"] is not None else "-"
-        lines.append(f"| {r['run']} | {r['acc']:.4f} | {r['bacc']:.4f} | {nme} | {secs} |")
-    lines += ["", "The landmark baseline in the last row is the mean shape (always predicting the alignment "
+        lines.append(f"| {r['run']} | {fmt(r['val_acc'])} | {r['acc']:.4f} | {r['bacc']:.4f} | {fmt(r['nme'])} "
+                     f"| {secs} |")
+    full = results["runs"].get(results.get("full_run", ""))
+    if full:
+        lines += ["", "## Threshold objective (full model; thresholds refit on the validation faces)", "",
+                  "| thresholds | test mean accuracy | test mean balanced accuracy | test mean F1 |",
+                  "|---|---:|---:|---:|"]
+        for r in objective_rows(full):
+            lines.append(f"| {r['thresholds']} | {r['acc']:.4f} | {r['bacc']:.4f} | {fmt(r['f1'])} |")
+        low = below_baseline(full["test"]["objectives"]["accuracy"])
+        lines += ["", "Attributes below their majority baseline minus 1 point (accuracy objective): "
+                  + (", ".join(low) if low else "none") + "."]
+    lines += ["", "The landmark baseline in the last ablation row is the mean shape (always predicting the alignment "
               "template). Training seconds depend on how busy the shared CPU was during each run; they do not "
               "compare the configurations' cost.", "",
-              f"Total wall time: {results['wall_seconds']:.0f} s. Per-attribute figures of the full model: "
-              "`train_attributes.json`, chart `train_attributes.png`."]
+              "Per-attribute figures of every run: `train_attributes.json`; chart of the full model: "
+              "`train_attributes.png`; its training curves: `train_attributes_curves.png`."]
     return "\n".join(lines) + "\n"
 
 
@@ -184,37 +274,58 @@ def main(args: argparse.Namespace) -> int:
     data = args.data
     if not data.is_dir():
         raise FileNotFoundError(f"CelebA dev data not found at {data} (clone the project with ../shared beside it)")
+    if args.init is not None and not args.init.is_file():
+        raise FileNotFoundError(f"--init {args.init}: no such checkpoint")
     import torch
 
+    from edgeface.bench.experiments import command_line, write_results
     from edgeface.train.attributes import plot_attribute_bars
 
     torch.set_num_threads(args.threads)
     work, results_dir = args.work, args.out
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    train_csv, test_csv, sizes = write_split(data, work, args)
+    train_csv, val_csv, test_csv, sizes = write_split(data, work, args)
     results: dict = {
         "setup": {"model": "dmmcnn", "data": str(data.name), "input_size": args.input_size, "epochs": args.epochs,
-                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "threads": args.threads,
-                  "flip": args.flip,
+                  "batch_size": args.batch_size, "lr": args.lr, "schedule": args.schedule, "seed": args.seed,
+                  "threads": args.threads, "flip": args.flip, "init": args.init.name if args.init else None,
                   "split": sizes, "recipe": "train/configs/dmmcnn.yaml"},
         "runs": {},
     }
+
+    def run(name: str, weight: float) -> str:
+        key = run_folder(name, weight)
+        if key not in results["runs"]:
+            best, seconds = train_run(name, weight, train_csv, work, args)
+            test = evaluate(best, val_csv, test_csv, work, args.flip)
+            results["runs"][key] = {"options_off": list(RUNS[name]), "landmark_weight": weight,
+                                    "train_seconds": round(seconds, 1), "test": test}
+            acc = test["objectives"]["accuracy"]["mean_accuracy"]
+            print(f"{key}: test mean accuracy {acc:.4f} ({seconds:.0f} s)", flush=True)
+        return key
+
+    if "full" in args.runs:
+        sweep = {w: run("full", w) for w in args.landmark_weights}
+        weight = select_landmark_weight({w: results["runs"][k] for w, k in sweep.items()})
+        results["landmark_sweep"] = {f"{w:g}": k for w, k in sweep.items()}
+        results["full_run"] = sweep[weight]
+    else:
+        weight = args.landmark_weights[0]
+    results["landmark_weight"] = weight
     for name in args.runs:
-        best, seconds = train_run(name, train_csv, work, args)
-        results["runs"][name] = {"options_off": list(RUNS[name]), "train_seconds": round(seconds, 1),
-                                 "test": evaluate(best, test_csv, work, args.flip)}
-        print(f"{name}: {results['runs'][name]['test']['mean_balanced_accuracy']:.4f} mean balanced accuracy "
-              f"({seconds:.0f} s)", flush=True)
+        if name != "full":
+            run(name, weight)
     results["wall_seconds"] = round(time.perf_counter() - start, 1)
     results["ablation"] = summary_rows(results)
-    write_json(results_dir / "train_attributes.json", results)
-    write_text(results_dir / "train_attributes.md", markdown(results))
-    if "full" in results["runs"]:
-        plot_attribute_bars(results["runs"]["full"]["test"], results_dir / "train_attributes.png",
-                            f"dmmcnn, {args.input_size} px, CelebA dev test split, fitted thresholds")
-        curves = work / "full" / "curves.png"
+    command = command_line(args)
+    results["command"] = command
+    write_results(results_dir, "train_attributes", results, markdown(results, command))
+    if "full_run" in results:
+        full = results["runs"][results["full_run"]]["test"]["objectives"]["accuracy"]
+        plot_attribute_bars(full, results_dir / "train_attributes.png",
+                            f"dmmcnn, {args.input_size} px, CelebA dev test split, thresholds fitted for accuracy")
+        curves = work / results["full_run"] / "curves.png"
         if curves.is_file():
             shutil.copyfile(curves, results_dir / "train_attributes_curves.png")
-    print((results_dir / "train_attributes.md").read_text())
     return 0
