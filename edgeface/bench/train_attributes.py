@@ -220,6 +220,23 @@ def below_baseline(metrics: dict, points: float = 0.01) -> list[str]:
     return [n for n, a in metrics["per_attribute"].items() if a["accuracy"] < a["baseline_accuracy"] - points]
 
 
+def per_attribute_table(run: dict) -> list[str]:
+    """Markdown rows per attribute: its group, test positive rate, the majority baseline, accuracy with the
+    accuracy thresholds and balanced accuracy with the balanced ones."""
+    from edgeface.models.dmmcnn import SUBJECTIVE_ATTRIBUTES
+
+    acc, bal = run["test"]["objectives"]["accuracy"], run["test"]["objectives"]["balanced"]
+    lines = ["## Per attribute (full model, test faces)", "",
+             "| attribute | group | positive rate | majority accuracy | accuracy | balanced accuracy "
+             "| threshold (accuracy) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for name, a in acc["per_attribute"].items():
+        group = "subjective" if name in SUBJECTIVE_ATTRIBUTES else "objective"
+        lines.append(f"| {name} | {group} | {a['positive_rate']:.3f} | {a['baseline_accuracy']:.3f} "
+                     f"| {a['accuracy']:.3f} | {bal['per_attribute'][name]['balanced_accuracy']:.3f} "
+                     f"| {a['threshold']:.3f} |")
+    return lines
+
+
 def fmt(v: float | None, spec: str = ".4f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -261,7 +278,8 @@ def markdown(results: dict, command: str) -> str:
             lines.append(f"| {r['thresholds']} | {r['acc']:.4f} | {r['bacc']:.4f} | {fmt(r['f1'])} |")
         low = below_baseline(full["test"]["objectives"]["accuracy"])
         lines += ["", "Attributes below their majority baseline minus 1 point (accuracy objective): "
-                  + (", ".join(low) if low else "none") + "."]
+                  + (", ".join(low) if low else "none") + ".", ""]
+        lines += per_attribute_table(full)
     lines += ["", "The landmark baseline in the last ablation row is the mean shape (always predicting the alignment "
               "template). Training seconds depend on how busy the shared CPU was during each run; they do not "
               "compare the configurations' cost.", "",
