@@ -21,3 +21,7 @@ class CheckpointError(UserError, ValueError):
 
 class ServingError(UserError):
     """An export request that cannot be honoured (printed as one line, exit code 2)."""
+
+
+class OutputError(UserError, ValueError):
+    """An output that would overwrite the user's own files or inputs, or that could not be written whole."""

@@ -1,7 +1,8 @@
-"""Atomic file and folder writes, hashing, and the cache-folder rule.
+"""Atomic file and folder writes, the rule for replacing an output folder, hashing, and the cache-folder rule.
 
 An interrupted run never leaves a half-written artifact: every file and folder is written beside its
-destination and renamed into place.
+destination and renamed into place. Temporary names carry the writer's process id, so the next writer of the
+same destination removes what a killed run left (and puts back a previous folder a kill caught mid-swap).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from edgeface.errors import OutputError
 
 CACHE_KINDS = ("faces", "calibration", "tensorrt")  # aligned crops, INT8 ranges, TensorRT timing caches
 
@@ -39,6 +43,46 @@ def _normal_mode(path: Path, mode: int) -> None:
     os.chmod(path, mode & ~umask)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _temp_name(path: Path, kind: str) -> str:
+    """``.NAME.KIND-PID-``: the prefix of this process's temporary names for ``path``."""
+    return f".{path.name}.{kind}-{os.getpid()}-"
+
+
+def remove_stale(path: str | Path) -> list[Path]:
+    """Remove what killed writers of ``path`` left beside it (temporary files and folders of processes no longer
+    running); a previous folder a kill caught between the two renames of a swap is put back first.
+
+    Returns what was removed or restored. Every writer calls it, so leaks last until the next run at most.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(tmp|building|old)-(\d+)-")
+    handled = []
+    if not path.parent.is_dir():
+        return handled
+    for item in sorted(path.parent.iterdir()):
+        match = pattern.match(item.name)
+        if not match or _process_alive(int(match.group(2))):
+            continue
+        if match.group(1) == "old" and not path.exists() and item.is_dir() and any(item.iterdir()):
+            os.replace(item, path)  # killed after moving the previous folder aside: it is still the output
+        elif item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+        handled.append(item)
+    return handled
+
+
 class PendingFile:
     """A temporary file beside ``path`` that becomes ``path`` only on :meth:`commit`.
 
@@ -50,7 +94,8 @@ class PendingFile:
     def __init__(self, path: str | Path, create: bool = True):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".tmp{self.path.suffix}",
+        remove_stale(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_name(self.path, "tmp"), suffix=self.path.suffix,
                                    dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
@@ -76,26 +121,75 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         pending.discard()
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty folder beside ``path``; swap it in for ``path`` only if the block succeeds.
+class PendingDir:
+    """An empty folder beside ``path`` that replaces ``path`` (or another destination) on :meth:`commit`.
 
     Two renames (old folder aside, new one in place), then the old one is deleted: an interrupted run
-    leaves the previous ``path`` intact.
+    leaves the previous folder intact, and the next writer puts it back if the kill fell between the renames.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(self.path)
+        self.tmp = Path(tempfile.mkdtemp(prefix=_temp_name(self.path, "building"), dir=self.path.parent))
+        _normal_mode(self.tmp, 0o777)  # mkdtemp makes 0700: the output gets what a plain mkdir would give
+
+    def commit(self, to: str | Path | None = None) -> Path:
+        """Swap the folder in for ``to`` (default ``path``); returns where it went."""
+        dest = Path(to) if to is not None else self.path
+        if dest != self.path:
+            remove_stale(dest)
+        old = Path(tempfile.mkdtemp(prefix=_temp_name(dest, "old"), dir=dest.parent))
+        if dest.exists():
+            os.replace(dest, old)
+        os.replace(self.tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+        return dest
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``path``; swap it in for ``path`` only if the block succeeds."""
+    pending = PendingDir(path)
+    try:
+        yield pending.tmp
+        pending.commit()
+    finally:
+        pending.discard()
+
+
+def check_replaceable_dir(path: str | Path, marker: str, what: str, force: bool = False,
+                          inputs: tuple[str | Path | None, ...] = (), force_flag: str | None = "--force") -> None:
+    """Refuse, before any work, an output folder that replacing would lose files the user did not make with us.
+
+    ``path`` may be absent, empty, or carry ``marker`` (the file this kind of output always holds); anything
+    else needs ``force`` (the command's ``force_flag``; None where it has none). The working folder, a folder
+    above it, and a folder holding one of ``inputs`` are refused even with ``force``: replacing them would delete
+    the inputs or the shell's own folder.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".building", dir=path.parent))
-    old = work.with_suffix(".old")
-    try:
-        yield work
-        _normal_mode(work, 0o777)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(work, path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise OutputError(f"--out {path} is the working folder (or holds it) and would be replaced as a whole: "
+                          "name a new folder, e.g. --out out")
+    for item in inputs:
+        if item is None:
+            continue
+        item = Path(item).resolve()
+        if item == resolved or resolved in item.parents:
+            raise OutputError(f"--out {path} holds the input {item.name} and would be replaced as a whole: "
+                              "name a folder outside the inputs")
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise OutputError(f"--out {path} exists and is not a folder: name a folder")
+    if path.is_dir() and not (path / marker).is_file() and any(path.iterdir()) and not force:
+        fix = f", or pass {force_flag} to replace it" if force_flag else ""
+        raise OutputError(f"--out {path} is not empty and is not {what} (no {marker}); it would be replaced as a "
+                          f"whole: name a new or empty folder{fix}")
 
 
 def save_figure(fig, path: str | Path, dpi: int) -> None:

@@ -202,7 +202,7 @@ def test_ctrl_c_stops_cleanly_with_valid_outputs(workdir, yunet_path, tmp_path, 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 60
     while time.time() < deadline and not any(
-            p.stat().st_size > 2000 for p in tmp_path.glob(".o.jsonl.*.tmp.jsonl")):
+            p.stat().st_size > 2000 for p in tmp_path.glob(".o.jsonl.tmp-*.jsonl")):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)

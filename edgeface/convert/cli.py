@@ -19,7 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib", help="calibration images folder (needed for int8 targets)")
     parser.add_argument("--eval", dest="eval_data", help="labelled eval data: drift of every artifact vs PyTorch")
     parser.add_argument("--out", help="output folder, replaced as a whole when the convert succeeds (required for a "
-                                      "checkpoint or ONNX file; a convert folder is updated in place by default)")
+                                      "checkpoint or ONNX file; a convert folder is updated in place by default); "
+                                      "a convert with a failed target leaves a good earlier one there and writes "
+                                      "OUT.failed beside it")
+    parser.add_argument("--force", action="store_true",
+                        help="replace --out even when it holds files that are not a convert output")
     g = parser.add_argument_group("calibration")
     g.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     g.add_argument("--calib-images", type=int, default=512, help="images used for calibration (default 512)")
@@ -51,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from edgeface.convert.pipeline import (
         ConvertOptions,
+        KeptPrevious,
         convert_checkpoint,
         convert_source,
         failed_targets,
@@ -72,6 +77,7 @@ def main(args: argparse.Namespace) -> int:
         dla_core=args.dla_core, cache_dir=args.cache_dir, eval_format=args.eval_format,
         eval_options={k: v for k, v in (("label_col", args.eval_label_col), ("std_col", args.eval_std_col)) if v},
         eval_images=args.eval_images, allow_drift=args.allow_drift, threads=args.threads, progress=args.progress,
+        force=args.force,
     )
     if args.gate_mae:
         options.gates["mae"] = {"fp32": args.gate_mae[0], "fp16": args.gate_mae[0], "int8": args.gate_mae[1]}
@@ -79,7 +85,11 @@ def main(args: argparse.Namespace) -> int:
         options.gates["mean_accuracy"] = args.gate_accuracy
     convert = convert_source if from_onnx else convert_checkpoint
     out = args.out or args.checkpoint
-    manifest = convert(args.checkpoint, args.to, args.calib, args.eval_data, out, options)
+    try:
+        manifest = convert(args.checkpoint, args.to, args.calib, args.eval_data, out, options)
+    except KeptPrevious as e:  # what the failed attempt holds, then the one line saying where each folder is
+        print(format_report(e.manifest, str(e.attempt)))
+        raise
     print(format_report(manifest, str(out)))
     for line in trtexec_lines(manifest, str(out), profile, args.workspace_mib, args.dla_core):
         print(line)

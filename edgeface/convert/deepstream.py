@@ -18,7 +18,7 @@ from pathlib import Path
 from edgeface.card import ModelCard
 from edgeface.convert.serving import built_entry, checked_artifact, plan_profile_max
 from edgeface.errors import ServingError
-from edgeface.fileio import atomic_dir
+from edgeface.fileio import atomic_dir, check_replaceable_dir
 from edgeface.manifest import load_manifest, manifest_card
 
 CONFIG_NAME = "config_infer_secondary_edgeface.txt"
@@ -210,6 +210,7 @@ def export_deepstream(convert_dir: str | Path, out: str | Path, operate_on_gie_i
         copies.append((checked_artifact(convert_dir, f"trt-{precision}", engine_entry), engine_file))
     if out.exists() and not overwrite:
         raise ServingError(f"{out} already exists (use --overwrite to replace it)")
+    check_replaceable_dir(out, CONFIG_NAME, "a DeepStream export", inputs=(convert_dir,), force_flag=None)
     result = load_box_crop_result(box_crop_result)
     config = nvinfer_config(card, onnx_file, engine_file, operate_on_gie_id, operate_on_class_ids, gie_unique_id,
                             precision, batch_size, gpu_id, min_face, source=f"{convert_dir.name}/manifest.json")

@@ -2,7 +2,9 @@
 ``convert_source``: the same from a convert folder's ONNX graphs (or one ONNX file), without torch.
 
 Everything is built into a temporary folder beside ``out_dir`` and swapped in at the end, so an
-interrupted or failed-input convert leaves the previous contents of ``out_dir`` intact.
+interrupted or failed-input convert leaves the previous contents of ``out_dir`` intact. ``out_dir`` is replaced
+only when it is absent, empty or an earlier convert output (``--force`` for anything else), and a convert with a
+failed target never replaces a previous output without one: it is left beside it as ``OUT.failed``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import numpy as np
 from edgeface.card import CARD_KEY, ModelCard
 from edgeface.convert.metadata import strip_tool_metadata_file
 from edgeface.device import host_facts, library_versions
-from edgeface.errors import BackendUnavailable
-from edgeface.fileio import atomic_dir, cache_dir, sha256_file
+from edgeface.errors import BackendUnavailable, OutputError
+from edgeface.fileio import PendingDir, cache_dir, check_replaceable_dir, sha256_file
 from edgeface.manifest import (
     MANIFEST_NAME,
     artifact_entry,
@@ -60,6 +62,16 @@ class ConvertOptions:
                                                   for k, v in DEFAULT_GATES.items()})
     threads: int = 2
     progress: bool = True
+    force: bool = False  # replace an output folder that is not a convert output
+
+
+class KeptPrevious(OutputError):
+    """A convert with a failed target whose output folder held a good convert: that one was kept, the new attempt
+    lies beside it (``attempt``); ``manifest`` is the attempt's."""
+
+    def __init__(self, message: str, manifest: dict, attempt: Path):
+        super().__init__(message)
+        self.manifest, self.attempt = manifest, attempt
 
 
 @dataclass
@@ -199,9 +211,35 @@ def _inputs(card: ModelCard, build: list[str], calib, eval_data, options: Conver
     return calib_x, data_sha, faces, sample
 
 
-def _check_out(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} exists and is not a folder")
+def failed_attempt_dir(out_dir: Path) -> Path:
+    """Where a failed convert goes when ``out_dir`` holds a good one: ``OUT.failed`` beside it."""
+    return out_dir.with_name(f"{out_dir.name}.failed")
+
+
+def _check_out(out_dir: Path, options: ConvertOptions, inputs: tuple) -> None:
+    """Refuse, before any work, an output folder (or its failed-attempt folder) that is not ours to replace."""
+    check_replaceable_dir(out_dir, MANIFEST_NAME, "a convert output", options.force, (*inputs, options.detector))
+    check_replaceable_dir(failed_attempt_dir(out_dir), MANIFEST_NAME, "a convert output", options.force,
+                          (*inputs, options.detector))
+
+
+def _holds_good_convert(out_dir: Path) -> bool:
+    try:
+        return not failed_targets(load_manifest(out_dir))
+    except (OSError, ValueError, KeyError, TypeError):  # absent or unreadable: nothing good to keep
+        return False
+
+
+def _commit(pending: PendingDir, out_dir: Path, manifest: dict) -> None:
+    """Swap the finished folder in, unless a target failed and ``out_dir`` holds a convert where none did."""
+    failed = failed_targets(manifest)
+    if not failed or not _holds_good_convert(out_dir):
+        pending.commit()
+        return
+    attempt = pending.commit(failed_attempt_dir(out_dir))
+    reason = manifest["artifacts"][failed[0]].get("reason") or "no reason recorded"
+    raise KeptPrevious(f"{failed[0]} failed ({reason}); kept the previous convert in {out_dir}, the new attempt "
+                       f"is in {attempt}", manifest, attempt)
 
 
 def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all", calib: str | Path | None = None,
@@ -224,13 +262,15 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
     model, card, _ = load_checkpoint(checkpoint)
     build, skipped = plan_targets(targets, target_availability())
     out_dir = Path(out_dir)
-    _check_out(out_dir)
+    _check_out(out_dir, options, (checkpoint, calib, eval_data))
     calib_x, data_sha, faces, sample = _inputs(card, build, calib, eval_data, options)
 
     manifest = new_manifest(card, Path(checkpoint).name, sha256_file(checkpoint))
     # where the checkpoint lies seen from the folder (bench measures it beside the artifacts); never absolute
     manifest["source"]["path"] = os.path.relpath(Path(checkpoint).resolve(), out_dir.resolve())
-    with atomic_dir(out_dir) as work:
+    pending = PendingDir(out_dir)
+    try:
+        work = pending.tmp
         notes = _build_all(model, card, build, work, sample, calib_x, data_sha, options, manifest)
         for name, reason in skipped.items():
             manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
@@ -240,6 +280,9 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
         for name, note in notes.items():
             manifest["artifacts"][name]["notes"] = note
         write_manifest(work, manifest)
+        _commit(pending, out_dir, manifest)
+    finally:
+        pending.discard()
     return manifest
 
 
@@ -300,13 +343,16 @@ def convert_source(source: str | Path, targets: str | list[str] = "all", calib: 
     if stale:
         raise ValueError(f"rebuilding {TARGETS[stale[0]].source} would leave {stale[0]} built from the old graph: "
                          f"add {stale[0]} to --to")
-    _check_out(out_dir)
+    in_place = source.is_dir() and out_dir.resolve() == source.resolve()  # a convert folder updated where it is
+    _check_out(out_dir, options, (calib, eval_data) if in_place else (source, calib, eval_data))
     if build and importlib.util.find_spec("onnxruntime") is None:
         raise BackendUnavailable("checking new artifacts against model.onnx needs ONNX Runtime: "
                                  "pip install 'edgeface[onnx]'")
     calib_x, data_sha, faces, sample = _inputs(card, build, calib, eval_data, options)
 
-    with atomic_dir(out_dir) as work:
+    pending = PendingDir(out_dir)
+    try:
+        work = pending.tmp
         if source.is_dir():
             for item in source.iterdir():
                 if item.is_file() and item.name != MANIFEST_NAME:
@@ -324,6 +370,9 @@ def convert_source(source: str | Path, targets: str | list[str] = "all", calib: 
         for name, note in notes.items():
             manifest["artifacts"][name]["notes"] = note
         write_manifest(work, manifest)
+        _commit(pending, out_dir, manifest)
+    finally:
+        pending.discard()
     return manifest
 
 

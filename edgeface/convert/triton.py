@@ -16,7 +16,7 @@ from pathlib import Path
 from edgeface.card import CARD_KEY
 from edgeface.convert.serving import built_entry, checked_artifact, plan_profile_max
 from edgeface.errors import ServingError
-from edgeface.fileio import atomic_dir
+from edgeface.fileio import atomic_dir, check_replaceable_dir
 from edgeface.manifest import built_targets, load_manifest, manifest_card
 
 # numpy-style dtype names in the manifest -> Triton's DataType enum names
@@ -187,6 +187,8 @@ def export_triton(convert_dir: str | Path, repo: str | Path, targets: list[str] 
     clashes = [n for n in names if (repo / n).exists()]
     if clashes and not overwrite:
         raise ServingError(f"model folder already in {repo}: {', '.join(clashes)} (use --overwrite to replace)")
+    for name in clashes:
+        check_replaceable_dir(repo / name, "config.pbtxt", "a Triton model", force_flag=None)
     with contextlib.ExitStack() as swaps:  # every model folder is written before any is swapped in
         for name, config, files in plans:
             model_dir = swaps.enter_context(atomic_dir(repo / name))

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from edgeface.errors import OutputError
 
 if TYPE_CHECKING:
     from edgeface.runtime.predictor import FaceResult
@@ -50,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.manifest import describe_artifact
     from edgeface.runtime.predictor import Predictor
     from edgeface.runtime.scheduler import Schedule
-    from edgeface.runtime.sinks import AnnotatedVideoWriter, JsonlWriter, draw_results, frame_record
+    from edgeface.runtime.sinks import AnnotatedVideoWriter, JsonlWriter, close_sinks, draw_results, frame_record
     from edgeface.runtime.sources import VideoSource
     from edgeface.runtime.threads import thread_budget
     from edgeface.runtime.tracker import IoUTracker
@@ -62,6 +66,7 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--max-frames must be at least 1")
     if args.min_face < 1:
         raise ValueError("--min-face must be at least 1 pixel")
+    check_outputs(args)
     schedule = None if args.infer_every_frame else Schedule(refresh_every=args.refresh_every, budget=args.face_budget)
     budget = thread_budget(args.threads)
     budget.apply()
@@ -101,9 +106,7 @@ def main(args: argparse.Namespace) -> int:
             stats = pipeline.run(on_frame)
             committed = True
         finally:
-            for sink in (video, jsonl):
-                if sink is not None:
-                    sink.close(commit=committed)
+            close_sinks([video, jsonl], committed)
     models = ", ".join(f"{m.card.model}/{m.card.task}: {describe_artifact(m.runner.path, m.runner.backend)}"
                        for m in predictor.models)
     inference = ("every face every frame" if schedule is None else
@@ -117,11 +120,34 @@ def main(args: argparse.Namespace) -> int:
     if video is not None:
         print(f"wrote {video.path} ({video.frames} frames)" if video.frames else "no frames: no video written")
     if jsonl is not None:
-        print(f"wrote {jsonl.path} ({jsonl.lines} lines)")
+        print(f"wrote {jsonl.path} ({jsonl.lines} lines)" if jsonl.lines else "no frames: no JSON lines written")
     if stats.frames == 0:
         print("edgeface run: error: the source gave no decodable frame", file=sys.stderr)
         return 1
     return 130 if stats.interrupted else 0
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before the run, outputs that are folders, that name the same file, or that name an input."""
+    outputs = {flag: Path(value) for flag, value in (("--out", args.out), ("--jsonl", args.jsonl)) if value}
+    for flag, path in outputs.items():
+        if path.is_dir():
+            example = path / ("annotated.mp4" if flag == "--out" else "results.jsonl")
+            raise OutputError(f"{flag} {path} is a folder: name a file, e.g. {example}")
+    if len(outputs) == 2 and _same_file(outputs["--out"], outputs["--jsonl"]):
+        raise OutputError(f"--out and --jsonl both name {args.out}: name two files")
+    inputs = [args.source, args.detector, *args.models]
+    for flag, path in outputs.items():
+        for item in inputs:
+            if item and _same_file(path, Path(item)):
+                raise OutputError(f"{flag} {path} is an input of this run ({item}) and would be overwritten: "
+                                  "name a new file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 def track_summary(tracks: dict[int, tuple[int, FaceResult]]) -> str:

@@ -1,14 +1,19 @@
 """Video outputs: the annotated video and the JSON-lines results, each written to a temporary file and renamed
-when the run ends, so an output is whole or absent; and the drawing of results onto frames."""
+when the run ends, so an output is whole or absent; and the drawing of results onto frames.
+
+A previous output is replaced only by one checked whole (the video plays back with every frame written, the
+JSON lines were flushed without error) from a run that gave at least one frame; otherwise it is kept as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edgeface.errors import OutputError
 from edgeface.fileio import PendingFile
 from edgeface.runtime.predictor import FaceResult
 
@@ -17,8 +22,26 @@ def _fourcc_for(path: Path) -> int:
     return cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
 
 
+def _plays_back(path: Path, frames: int) -> bool:
+    """Whether the written video opens, decodes its first frame and holds ``frames`` frames (when its container
+    says): cv2.VideoWriter reports no write error, so a full disk shows only here."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened() or not capture.read()[0]:
+            return False
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        return count <= 0 or count == frames
+    finally:
+        capture.release()
+
+
+def _write_failed(path: Path, why: str) -> OutputError:
+    kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} written"
+    return OutputError(f"cannot write {path}: {why}; {kept} (free space, or write elsewhere)")
+
+
 class AnnotatedVideoWriter:
-    """Writes frames to a temporary file beside ``path`` and renames it on :meth:`close` (commit=True)."""
+    """Writes frames to a temporary file beside ``path``; :meth:`close` renames it onto ``path`` if it is whole."""
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
@@ -28,6 +51,7 @@ class AnnotatedVideoWriter:
         self.fps = fps
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
+        self._whole: bool | None = None  # set by finish()
 
     def write(self, frame: np.ndarray) -> None:
         if self._writer is None:
@@ -41,34 +65,90 @@ class AnnotatedVideoWriter:
         self._writer.write(frame)
         self.frames += 1
 
+    def finish(self) -> None:
+        """Stop writing and check the video is whole (OutputError otherwise)."""
+        if self._whole is None:
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+            self._whole = not self.frames or _plays_back(self._pending.tmp, self.frames)
+        if not self._whole:
+            raise _write_failed(self.path, "the written video does not play back whole (disk full?)")
+
     def close(self, commit: bool = True) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            if commit and self.frames:
-                self._pending.commit()
-        self._pending.discard()
+        """With ``commit``: check the video (:meth:`finish`) and rename it onto ``path`` if it has frames.
+        Otherwise, or when the check fails, the temporary file is removed and ``path`` left as it was."""
+        try:
+            if commit:
+                self.finish()
+                if self.frames:
+                    self._pending.commit()
+        finally:
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+            self._pending.discard()
 
 
 class JsonlWriter:
-    """One JSON object per frame, to a temporary file renamed on :meth:`close` (commit=True)."""
+    """One JSON object per frame, to a temporary file that :meth:`close` renames onto ``path``."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._pending = PendingFile(self.path)
-        self._file = open(self._pending.tmp, "w")  # noqa: SIM115 -- closed in close()
+        self._file = open(self._pending.tmp, "w")  # noqa: SIM115 -- closed in finish() / close()
         self.lines = 0
+        self._failed = False
 
     def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
+        try:
+            self._file.write(json.dumps(record) + "\n")
+        except OSError as e:
+            self._failed = True
+            raise _write_failed(self.path, e.strerror or str(e)) from e
         self.lines += 1
 
-    def close(self, commit: bool = True) -> None:
+    def finish(self) -> None:
+        """Flush and close the file (OutputError when the disk refused the rest)."""
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as e:
+                self._failed = True
+                raise _write_failed(self.path, e.strerror or str(e)) from e
+        if self._failed:
+            raise _write_failed(self.path, "a write failed")
+
+    def close(self, commit: bool = True) -> None:
+        """With ``commit``: flush (:meth:`finish`) and rename the file onto ``path`` if it has lines (a run that
+        gave no frame leaves a previous file alone). Otherwise the temporary file is removed."""
+        try:
             if commit:
-                self._pending.commit()
-        self._pending.discard()
+                self.finish()
+                if self.lines:
+                    self._pending.commit()
+        finally:
+            if not self._file.closed:
+                with contextlib.suppress(OSError):  # being discarded; the write that failed was reported
+                    self._file.close()
+            self._pending.discard()
+
+
+def close_sinks(sinks: list, commit: bool) -> None:
+    """Close every sink; commit them only when the run finished (``commit``) and each one is whole.
+
+    One output that could not be written fails the run and leaves every previous output in place."""
+    sinks = [s for s in sinks if s is not None]
+    try:
+        if commit:
+            for sink in sinks:
+                sink.finish()
+    except BaseException:
+        commit = False
+        raise
+    finally:
+        for sink in sinks:
+            sink.close(commit)
 
 
 def draw_results(frame: np.ndarray, results: list[FaceResult]) -> np.ndarray:
