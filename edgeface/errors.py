@@ -25,3 +25,11 @@ class ServingError(UserError):
 
 class OutputError(UserError, ValueError):
     """An output that would overwrite the user's own files or inputs, or that could not be written whole."""
+
+
+class CardError(UserError, ValueError):
+    """A model card (from a checkpoint, a manifest, an artifact's metadata) with a missing or out-of-bounds field."""
+
+
+class ArtifactError(UserError, ValueError):
+    """A convert folder's artifact that its manifest does not vouch for: outside the folder, or changed since."""

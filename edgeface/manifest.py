@@ -4,6 +4,10 @@
 server read the model card, the artifact file and its build facts from here instead of guessing.
 Format ``edgeface-manifest/1``: one model per folder, one entry per target (see :func:`artifact_entry`);
 ``manifest.schema.json`` beside this module is its JSON Schema.
+
+A manifest is untrusted input (folders travel between machines): its card is parsed by
+:meth:`~edgeface.card.ModelCard.from_dict`, artifact files must be bare names that resolve inside the folder
+(:func:`artifact_file`), and the bytes loaded must be the ones it hashed (:func:`verify_artifact`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 from edgeface import __version__
 from edgeface.card import INPUT_NAME, ModelCard
+from edgeface.errors import ArtifactError
 from edgeface.fileio import sha256_file, write_json
 from edgeface.targets import TARGETS, target
 
@@ -78,6 +83,9 @@ def artifact_entry(target_name: str, card: ModelCard, out_dir: str | Path, statu
         entry["sha256"] = sha256_file(path)
         entry["bytes"] = sum((Path(out_dir) / f).stat().st_size for f in [spec.file, *spec.companion_files]
                              if (Path(out_dir) / f).is_file())
+        companions = {f: sha256_file(Path(out_dir) / f) for f in spec.companion_files if (Path(out_dir) / f).is_file()}
+        if companions:
+            entry["companion_sha256"] = companions
     return entry
 
 
@@ -99,14 +107,50 @@ def validate_manifest(manifest: dict, where: str = "manifest") -> dict:
     for key in ("card", "artifacts"):
         if key not in manifest:
             raise ValueError(f"{where} has no {key!r}")
-    ModelCard.from_dict(manifest["card"])
+    try:
+        ModelCard.from_dict(manifest["card"])
+    except ValueError as e:
+        raise type(e)(f"{where}: {e}") from e
     for name, entry in manifest["artifacts"].items():
         target(name)
         if entry.get("status") not in STATUSES:
             raise ValueError(f"{where}: artifact {name!r} has status {entry.get('status')!r}")
         if entry.get("status") == "ok" and not entry.get("file"):
             raise ValueError(f"{where}: artifact {name!r} has no file")
+        names = [entry.get("file"), *(entry.get("companion_sha256") or {})]
+        if entry.get("file") is not None and not all(_bare_name(n) for n in names):
+            raise ArtifactError(f"{where}: artifact {name!r} names {names!r}: a manifest may name only files in its "
+                                "own folder; convert again")
     return manifest
+
+
+def _bare_name(name: object) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name \
+        and "\0" not in name
+
+
+def artifact_file(directory: str | Path, entry: dict) -> Path:
+    """The file of a manifest entry (validated as a bare name), refused unless it and its companions resolve
+    inside ``directory``: a link to a file elsewhere would load or copy whatever it points to."""
+    directory = Path(directory)
+    inside = directory.resolve()
+    path = directory / entry["file"]
+    for file in [path, *(directory / n for n in entry.get("companion_sha256") or {})]:
+        if file.is_symlink() and inside not in file.resolve().parents:
+            raise ArtifactError(f"{file} links to {file.resolve()}, outside {directory}: a convert folder holds its "
+                                "own files; copy the file in or convert again")
+    return path
+
+
+def verify_artifact(path: str | Path, entry: dict) -> None:
+    """Refuse an artifact whose bytes (and its companions') differ from the sha256 its manifest recorded: it was
+    changed after convert, so nothing the manifest says about it (drift, card, build) holds."""
+    path = Path(path)
+    for file, expected in [(path, entry.get("sha256")),
+                           *((path.with_name(n), sha) for n, sha in (entry.get("companion_sha256") or {}).items())]:
+        if expected and (not file.is_file() or sha256_file(file) != expected):
+            raise ArtifactError(f"{file} does not match the sha256 in its manifest (changed after convert): convert "
+                                "again, or pass --no-verify to load it as it is")
 
 
 def load_manifest(directory: str | Path) -> dict:
@@ -166,7 +210,7 @@ def resolve_artifact(path: str | Path, target_name: str | None = None,
         if entry["status"] != "ok":
             why = entry.get("reason") or "no reason given"
             raise ValueError(f"{target_name} in {path} is {entry['status']}: {why}")
-        file = path / entry["file"]
+        file = artifact_file(path, entry)
         if not file.is_file():
             raise FileNotFoundError(f"artifact file missing: {file}")
         return file, manifest_card(manifest), entry
@@ -176,8 +220,20 @@ def resolve_artifact(path: str | Path, target_name: str | None = None,
         manifest = load_manifest(path.parent)
         for entry in manifest["artifacts"].values():
             if entry.get("file") == path.name:
-                return path, manifest_card(manifest), entry
+                return artifact_file(path.parent, entry), manifest_card(manifest), entry
     return path, None, None
+
+
+def verify_location(path: str | Path) -> None:
+    """:func:`verify_artifact` for an artifact file of a convert folder (other files carry no recorded hash).
+
+    Benchmarks verify each artifact once with this and open their runners with ``verify=False``, so no measured
+    load time includes hashing."""
+    path = Path(path)
+    if path.is_file() and (path.parent / MANIFEST_NAME).is_file():
+        file, _card, entry = resolve_artifact(path)
+        if entry is not None:
+            verify_artifact(file, entry)
 
 
 def describe_artifact(path: str | Path, backend: str) -> str:

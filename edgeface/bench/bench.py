@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input side for untrained zoo models (shipped weights keep their own)")
     parser.add_argument("--no-baseline", action="store_true", help=f"do not measure {BASELINE} alongside")
     parser.add_argument("--baseline-targets", default=",".join(BASELINE_TARGETS), help="targets for the baseline")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="measure convert-folder artifacts that no longer match their manifest's sha256")
     parser.add_argument("--in-process", action="store_true", help="measure in this process (peak RSS then spans all)")
     parser.add_argument("--out", type=Path, help="result JSON (default: benchmarks/results/<device>.json)")
 
@@ -67,6 +69,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.bench.measure import run_benchmark
     from edgeface.bench.tables import interleaved_table, markdown_table
     from edgeface.fileio import write_json
+    from edgeface.manifest import verify_location
 
     if args.duration <= 0 or args.warmup < 0:
         raise ValueError("--duration must be positive and --warmup non-negative")
@@ -81,6 +84,10 @@ def main(args: argparse.Namespace) -> int:
                             _names(args.baseline_targets))
         if not jobs:
             raise ValueError(f"nothing to benchmark for backends {args.backends}")
+        if args.verify:  # once here, so no measured load time includes hashing
+            for job in jobs:
+                if job.get("status", "ok") == "ok":
+                    verify_location(job["artifact"])
         document = run_benchmark(jobs, settings, isolate=not args.in_process)
     out = args.out or Path("benchmarks/results") / f"{document['device']}.json"
     write_json(out, document)

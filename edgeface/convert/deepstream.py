@@ -180,7 +180,7 @@ sgie.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, probe, 0)
 def export_deepstream(convert_dir: str | Path, out: str | Path, operate_on_gie_id: int,
                       operate_on_class_ids: list[int], gie_unique_id: int | None = None, precision: str = "fp16",
                       batch_size: int = 16, gpu_id: int = 0, min_face: int = 32, box_crop_result: Path | None = None,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, verify: bool = True) -> Path:
     """Write CONFDIR (config, ONNX, engine if built, card, README) atomically; returns the config path."""
     convert_dir, out = Path(convert_dir), Path(out)
     manifest = load_manifest(convert_dir)
@@ -205,9 +205,9 @@ def export_deepstream(convert_dir: str | Path, out: str | Path, operate_on_gie_i
         engine_file = Path(engine_entry["file"]).name
     else:
         engine_file = nvinfer_engine_name(onnx_file, batch_size, gpu_id, precision)
-    copies = [(checked_artifact(convert_dir, ONNX_SOURCE[precision], onnx_entry), onnx_file)]
+    copies = [(checked_artifact(convert_dir, ONNX_SOURCE[precision], onnx_entry, verify), onnx_file)]
     if engine_prebuilt:
-        copies.append((checked_artifact(convert_dir, f"trt-{precision}", engine_entry), engine_file))
+        copies.append((checked_artifact(convert_dir, f"trt-{precision}", engine_entry, verify), engine_file))
     if out.exists() and not overwrite:
         raise ServingError(f"{out} already exists (use --overwrite to replace it)")
     check_replaceable_dir(out, CONFIG_NAME, "a DeepStream export", inputs=(convert_dir,), force_flag=None)

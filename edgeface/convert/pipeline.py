@@ -28,9 +28,11 @@ from edgeface.fileio import PendingDir, cache_dir, check_replaceable_dir, sha256
 from edgeface.manifest import (
     MANIFEST_NAME,
     artifact_entry,
+    artifact_file,
     load_manifest,
     manifest_card,
     new_manifest,
+    verify_artifact,
     write_manifest,
 )
 from edgeface.progress import progress as progress_bar
@@ -321,9 +323,12 @@ def convert_source(source: str | Path, targets: str | list[str] = "all", calib: 
     if source.is_dir():
         manifest = load_manifest(source)
         card = manifest_card(manifest)
-        built = {n for n, e in manifest["artifacts"].items() if e["status"] == "ok" and (source / e["file"]).is_file()}
+        built = {n for n, e in manifest["artifacts"].items()
+                 if e["status"] == "ok" and artifact_file(source, e).is_file()}
         if "onnx" not in built:
             raise ValueError(f"{source} holds no built model.onnx to build from")
+        for name in built:  # the new artifacts are built from these and the folder keeps them: they must be whole
+            verify_artifact(source / manifest["artifacts"][name]["file"], manifest["artifacts"][name])
         out_dir = Path(out_dir) if out_dir else source
     elif source.is_file():
         card = _onnx_card(source)

@@ -29,16 +29,16 @@ def built_entry(convert_dir: Path, manifest: dict, target_name: str) -> dict:
     return entry
 
 
-def checked_artifact(convert_dir: Path, target_name: str, entry: dict) -> Path:
-    """The artifact file of a built entry, refused when missing or when it no longer matches the manifest's
-    sha256 (truncated or replaced after conversion): serving it would contradict every recorded fact."""
-    from edgeface.fileio import sha256_file
+def checked_artifact(convert_dir: Path, target_name: str, entry: dict, verify: bool = True) -> Path:
+    """The artifact file of a built entry, refused when missing, outside the folder, or (unless not ``verify``)
+    when it no longer matches the manifest's sha256: serving it would contradict every recorded fact."""
+    from edgeface.manifest import artifact_file, verify_artifact
 
-    path = convert_dir / entry["file"]
+    path = artifact_file(convert_dir, entry)
     if not path.is_file():
         raise ServingError(f"{target_name}: artifact file missing: {path}")
-    if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-        raise ServingError(f"{target_name}: {path} does not match the sha256 in its manifest (changed after convert)")
+    if verify:
+        verify_artifact(path, entry)
     return path
 
 
@@ -73,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instance kind; auto: GPU for TensorRT and ONNX, CPU for OpenVINO")
     triton.add_argument("--name-prefix", default=None, help="model names are PREFIX-TARGET (default: model name)")
     triton.add_argument("--overwrite", action="store_true", help="replace model folders of the same name")
+    triton.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="export artifacts that no longer match their manifest's sha256 (edited on purpose)")
     triton.set_defaults(_export="triton")
 
     ds = sub.add_parser("deepstream", help="write a DeepStream nvinfer config for a secondary face model",
@@ -94,6 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ds.add_argument("--box-crop-result", type=Path, default=None,
                     help="alignment_vs_boxcrop JSON to quote in the README (default: the committed measurement)")
     ds.add_argument("--overwrite", action="store_true", help="replace an existing configuration folder")
+    ds.add_argument("--no-verify", dest="verify", action="store_false",
+                    help="export artifacts that no longer match their manifest's sha256 (edited on purpose)")
     ds.set_defaults(_export="deepstream")
 
 
@@ -106,7 +110,7 @@ def main(args: argparse.Namespace) -> int:
         folders = export_triton(args.dir, args.out, targets=targets, max_batch_size=args.max_batch_size,
                                 preferred_batch_sizes=preferred, instances=args.instances, kind=args.kind,
                                 max_queue_delay_us=args.max_queue_delay_us, prefix=args.name_prefix,
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite, verify=args.verify)
         for folder in folders:
             print(f"wrote {folder}/config.pbtxt")
         print(f"serve with: tritonserver --model-repository={args.out.resolve()}")
@@ -117,6 +121,6 @@ def main(args: argparse.Namespace) -> int:
                              operate_on_class_ids=parse_class_ids(args.operate_on_class_ids),
                              gie_unique_id=args.gie_unique_id, precision=args.precision,
                              batch_size=args.batch_size, gpu_id=args.gpu_id, min_face=args.min_face,
-                             box_crop_result=args.box_crop_result, overwrite=args.overwrite)
+                             box_crop_result=args.box_crop_result, overwrite=args.overwrite, verify=args.verify)
     print(f"wrote {conf} (see {conf.parent / 'README.md'})")
     return 0

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeface.card import CARD_KEY
+from edgeface.card import CARD_KEY, check_safe_name
 from edgeface.convert.serving import built_entry, checked_artifact, plan_profile_max
 from edgeface.errors import ServingError
 from edgeface.fileio import atomic_dir, check_replaceable_dir
@@ -144,7 +144,7 @@ def model_name(prefix: str, target_name: str) -> str:
 def export_triton(convert_dir: str | Path, repo: str | Path, targets: list[str] | None = None,
                   max_batch_size: int | None = None, preferred_batch_sizes: list[int] | None = None, instances: int = 1,
                   kind: str = "auto", max_queue_delay_us: int = 100, prefix: str | None = None,
-                  overwrite: bool = False) -> list[Path]:
+                  overwrite: bool = False, verify: bool = True) -> list[Path]:
     """Write one Triton model per picked target into ``repo``; returns the model folders.
 
     ``max_batch_size`` defaults to a TensorRT engine's profile max (16 for other formats).
@@ -160,7 +160,7 @@ def export_triton(convert_dir: str | Path, repo: str | Path, targets: list[str] 
         targets = built_targets(manifest)
         if not targets:
             raise ServingError(f"{convert_dir} holds no built artifact (see its manifest.json)")
-    prefix = prefix or card.model
+    prefix = check_safe_name(prefix, "--name-prefix") if prefix is not None else card.model  # a folder name in repo
     repo = Path(repo)
     plans = []
     for target_name in targets:
@@ -175,7 +175,7 @@ def export_triton(convert_dir: str | Path, repo: str | Path, targets: list[str] 
         name = model_name(prefix, target_name)
         config = model_config(name, entry, card.to_json(), batch, preferred, instances,
                               KINDS[kind] or fmt.default_kind, max_queue_delay_us)
-        sources = [checked_artifact(convert_dir, target_name, entry)]
+        sources = [checked_artifact(convert_dir, target_name, entry, verify)]
         if entry["format"] == "openvino":
             sources.append(sources[0].with_suffix(".bin"))
             if not sources[1].is_file():

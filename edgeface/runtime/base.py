@@ -171,19 +171,22 @@ def backend_for(path: str | Path) -> str:
 
 
 def open_runner(path: str | Path, backend: str | None = None, device: str | None = None,
-                threads: int | None = None, target: str | None = None, **options) -> Runner:
+                threads: int | None = None, target: str | None = None, verify: bool = True, **options) -> Runner:
     """An active runner for any model location: a checkpoint, an artifact file, a convert output folder, or the
     name of shipped weights (``"tinyagenet"``; an existing path of that name wins).
 
     In a folder, ``target`` picks the artifact; without it, the first built one ``backend`` opens (or the
     first built one). ``backend`` overrides the choice made from the file ending; ``options`` are
-    backend-specific constructor knobs (e.g. an OpenVINO performance hint).
+    backend-specific constructor knobs (e.g. an OpenVINO performance hint). An artifact of a convert folder is
+    loaded only if its bytes match the manifest's sha256, unless ``verify`` is False (``--no-verify``).
     """
     path = resolve_model(path)
-    if path.is_dir():
-        from edgeface.manifest import resolve_artifact
+    if path.is_dir() or (path.is_file() and path.with_name("manifest.json").is_file()):
+        from edgeface.manifest import resolve_artifact, verify_artifact
 
-        path, _card, _entry = resolve_artifact(path, target, backend)
+        path, _card, entry = resolve_artifact(path, target, backend)
+        if verify and entry is not None:
+            verify_artifact(path, entry)
     classes = _runner_classes()
     backend = backend or backend_for(path)
     if backend not in classes:

@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", help="runner backend override (torch, onnxruntime, openvino, tensorrt)")
     parser.add_argument("--target", help="convert-folder artifact to use (onnx, onnx-int8, openvino-int8, ...)")
     parser.add_argument("--device", help="runner device (cpu, cuda, GPU, AUTO ...)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="load convert-folder artifacts that no longer match their manifest's sha256")
     parser.add_argument("--threads", type=int, help="inference threads per model (default: the thread budget, "
                                                      "every usable core)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -72,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     budget.apply()
     predictor = Predictor(args.models, args.detector, backend=args.backend, threads=budget.infer,
                           min_face=args.min_face, score_threshold=args.score_threshold, flip=args.flip,
-                          target=args.target, device=args.device)
+                          target=args.target, device=args.device, verify=args.verify)
     with predictor:
         source = VideoSource(args.source, max_reconnects=args.max_reconnects, decode_threads=budget.decode)
         video = AnnotatedVideoWriter(args.out, source.fps) if args.out else None

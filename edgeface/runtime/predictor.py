@@ -105,14 +105,15 @@ class Predictor:
     def __init__(self, models: str | Path | list[str | Path], detector_path: str | Path | None = None,
                  backend: str | None = None, threads: int | None = None, min_face: int = 24,
                  score_threshold: float = 0.6, flip: bool = False, target: str | None = None,
-                 device: str | None = None, downscale: bool = True):
+                 device: str | None = None, downscale: bool = True, verify: bool = True):
         self.detector = FaceDetector(detector_path, score_threshold=score_threshold, min_face=min_face,
                                      downscale=downscale)
         self.flip = flip
         self.models: list[LoadedModel] = []
         try:
             for path in find_model_paths(models):
-                runner = open_runner(path, backend=backend, device=device, threads=threads, target=target)
+                runner = open_runner(path, backend=backend, device=device, threads=threads, target=target,
+                                     verify=verify)
                 self.models.append(LoadedModel(runner=runner, card=runner.card, source=path))
         except BaseException:
             self.close()

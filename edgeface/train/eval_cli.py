@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="artifact in a convert output folder (onnx, openvino-int8, trt-fp16, ...)")
     parser.add_argument("--backend", help="runtime backend (default: chosen from the file ending)")
     parser.add_argument("--device", help="device for the backend (cpu, cuda, ...)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="load a convert-folder artifact that no longer matches its manifest's sha256")
     parser.add_argument("--split", choices=["all", "train", "val"], default="all",
                         help="evaluate on all images or one side of the seeded split training used (default all)")
     parser.add_argument("--no-flip", dest="flip", action="store_false",
@@ -75,7 +77,8 @@ def main(args: argparse.Namespace) -> int:
     if not args.data:
         raise ValueError("--data is required (a data set path)")
     model = resolve_model(args.model)
-    with open_runner(model, backend=args.backend, device=args.device, target=args.target) as runner:
+    with open_runner(model, backend=args.backend, device=args.device, target=args.target,
+                     verify=args.verify) as runner:
         card = runner.card
         task = training_task_from_card(card)
         issues = DataIssues(bool(args.strict))
