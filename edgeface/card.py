@@ -64,8 +64,15 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (isinstance(value, int) and
+                                                                        abs(value) > 1e300):  # float() overflows
+        raise CardError(f"{what} must be a number within float range, got {_show(value)}")
+    return float(value)
+
+
 def _finite(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not math.isfinite(_number(value, what)):
         raise CardError(f"{what} must be a finite number, got {_show(value)}")
     return float(value)
 
@@ -230,7 +237,7 @@ class ModelCard:
                 label_space=space or None,
                 attributes=_string_list(d["attributes"], "attributes", MAX_ATTRIBUTES) if d.get("attributes")
                 else None,
-                thresholds=[_finite(t, "thresholds") for t in thresholds] if thresholds else None,
+                thresholds=[_number(t, "thresholds") for t in thresholds] if thresholds else None,
                 threshold_objective=objective,
                 num_landmarks=_integer(d.get("num_landmarks", 0), "num_landmarks", 0, MAX_LANDMARKS),
                 data=d.get("data", ""),

@@ -86,7 +86,7 @@ def refused_by_all(capsys, made: dict, folder: Path, tmp_path: Path, message: st
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.*"))
 
 
-@pytest.mark.parametrize("file", ["../../outside/evil.onnx", "/tmp/evil.onnx", "sub/model.onnx", ".."])
+@pytest.mark.parametrize("file", ["../../outside/evil.onnx", "/opt/evil.onnx", "sub/model.onnx", ".."])
 def test_case5_artifact_paths_outside_the_manifest_folder_are_refused(tmp_path, capsys, made, file):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -138,6 +138,18 @@ def test_exports_do_not_replace_folders_they_did_not_write(tmp_path, capsys, mad
     code, err = run_cli(capsys, ["export", "triton", made["good"], "--out", repo, "--targets", "onnx", "--overwrite"])
     assert code == 2 and "is not a Triton model" in err
     assert (repo / "tinyagenet-onnx" / "notes.txt").read_text() == "mine"
+
+
+def test_case12_a_killed_triton_exports_staging_folder_is_removed_by_the_next_export(tmp_path, capsys, made):
+    import subprocess
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    staging = tmp_path / "repo" / f".tinyagenet-onnx.building-{ended.pid}-x" / "1"
+    staging.mkdir(parents=True)  # what an export killed while copying the model leaves
+    (staging / "model.onnx").write_bytes(b"half")
+    assert run_cli(capsys, ["export", "triton", made["good"], "--out", tmp_path / "repo", "--targets", "onnx"])[0] == 0
+    assert [p.name for p in (tmp_path / "repo").iterdir()] == ["tinyagenet-onnx"]
 
 
 def test_case6_a_changed_artifact_is_refused_by_every_command_unless_no_verify(tmp_path, capsys, made):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from edgeface.card import ModelCard
-from edgeface.errors import CheckpointError
+from edgeface.errors import CardError, CheckpointError
 from edgeface.fileio import atomic_path
 from edgeface.models.registry import create_model
 from edgeface.weights import resolve_model, verify_packed
@@ -56,7 +56,10 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelCard, dict]:
     """(model in eval mode, card, raw checkpoint dict)."""
     ckpt = read_checkpoint(path)
     try:
-        card = ModelCard.from_dict(ckpt["card"])
+        card = ModelCard.from_dict(ckpt.get("card"))
+    except CardError as e:
+        raise CheckpointError(f"checkpoint {path} carries an invalid model card: {e}") from e
+    try:
         model = build_model(card)
         model.load_state_dict(fp32_state(ckpt["model"]))
     except (KeyError, ValueError, RuntimeError) as e:
