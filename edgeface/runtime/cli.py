@@ -50,6 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flip", action="store_true", help="average with the mirrored face (doubles model cost)")
     parser.add_argument("--window", type=int, default=15, help="frames fused per track")
     parser.add_argument("--max-reconnects", type=int, default=5, help="reconnect attempts for a dropped stream")
+    parser.add_argument("--stall-timeout", type=float, default=1.0, metavar="S",
+                        help="seconds a stream may stay silent (opening or between frames) before it counts as "
+                             "dropped and is reopened; Ctrl-C is seen within it (default 1)")
+    parser.add_argument("--decoder", choices=["auto", "pyav", "opencv"], default="auto",
+                        help="what decodes files and URLs: PyAV (timeouts, reads past damaged stretches, hardware "
+                             "decoders; pip install 'edgeface[video]'), OpenCV's FFmpeg, or auto: PyAV where "
+                             "installed (default)")
+    parser.add_argument("--hwaccel", metavar="DEVICE",
+                        help="decode on an FFmpeg hardware device (cuda, vaapi, qsv, videotoolbox, d3d11va ...; "
+                             "PyAV only); software decoding where the device or the codec's decoder is missing")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,6 +76,8 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--detect-every must be at least 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be at least 1")
+    if not args.stall_timeout > 0:
+        raise ValueError("--stall-timeout must be positive")
     if args.min_face < 1:
         raise ValueError("--min-face must be at least 1 pixel")
     check_outputs(args)
@@ -76,7 +88,8 @@ def main(args: argparse.Namespace) -> int:
                           min_face=args.min_face, score_threshold=args.score_threshold, flip=args.flip,
                           target=args.target, device=args.device, verify=args.verify)
     with predictor:
-        source = VideoSource(args.source, max_reconnects=args.max_reconnects, decode_threads=budget.decode)
+        source = VideoSource(args.source, max_reconnects=args.max_reconnects, decode_threads=budget.decode,
+                             decoder=args.decoder, hwaccel=args.hwaccel, stall_timeout_s=args.stall_timeout)
         video = AnnotatedVideoWriter(args.out, source.fps) if args.out else None
         jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
         show = args.show
@@ -114,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
     inference = ("every face every frame" if schedule is None else
                  f"per track, refreshed every {schedule.refresh_every} frames"
                  + (f", at most {schedule.budget} faces per frame" if schedule.budget else ""))
-    print(f"models: {models}; detection every {args.detect_every} frame(s) at scale "
+    print(f"models: {models}; decoder {source.decoder}; detection every {args.detect_every} frame(s) at scale "
           f"{predictor.detector.scale:.2f}; inference {inference}; threads {budget.describe()}")
     print(stats.report())
     if tracks:
@@ -126,7 +139,10 @@ def main(args: argparse.Namespace) -> int:
     if stats.frames == 0:
         print("edgeface run: error: the source gave no decodable frame", file=sys.stderr)
         return 1
-    return 130 if stats.interrupted else 0
+    if stats.interrupted:
+        print(f"edgeface run: interrupted after {stats.frames} frame(s); the outputs hold them", file=sys.stderr)
+        return 130
+    return 0
 
 
 def check_outputs(args: argparse.Namespace) -> None:

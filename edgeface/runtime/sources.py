@@ -1,5 +1,10 @@
 """Video sources: file, camera, RTSP/HTTP URL or GStreamer pipeline, read frame by frame so that bad frames are
-skipped and counted and dropped live streams are reopened with backoff instead of ending the run."""
+skipped and counted, damaged stretches of a file are sought past, and dropped or stalled live streams are reopened
+with backoff instead of ending the run.
+
+Files and URLs are decoded by PyAV where it is installed (:mod:`edgeface.runtime.source_pyav`: read timeouts,
+damaged packets skipped, hardware decoders), otherwise by OpenCV's FFmpeg build (with open/read timeouts on URLs).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from edgeface.errors import BackendUnavailable
 
 
 def gstreamer_available() -> bool:
@@ -51,23 +58,49 @@ def parse_source(source: str | int) -> SourceSpec:
     return SourceSpec("file", text)
 
 
-def open_capture(spec: SourceSpec, threads: int | None = None) -> cv2.VideoCapture:
-    """The capture for a source; ``threads`` caps FFmpeg's decoder threads (files and URLs)."""
+DECODERS = ("auto", "pyav", "opencv")
+STALL_TIMEOUT_S = 1.0  # a stream silent this long counts as dropped (and Ctrl-C is seen within it)
+PYAV_MISSING = "PyAV is not installed: pip install 'edgeface[video]'"
+
+
+def open_capture(spec: SourceSpec, threads: int | None = None, decoder: str = "auto", hwaccel: str | None = None,
+                 timeout_s: float = STALL_TIMEOUT_S) -> cv2.VideoCapture:
+    """The capture for a source; ``threads`` caps FFmpeg's decoder threads (files and URLs).
+
+    Files and URLs go to PyAV when ``decoder`` is pyav, or auto and PyAV is installed; else to OpenCV. Opening and
+    each read of a URL give up after ``timeout_s``. ``hwaccel`` (PyAV only) names an FFmpeg hardware device type.
+    """
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
     if spec.kind == "gstreamer":
         return cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
     if spec.kind == "camera":
         return cv2.VideoCapture(spec.target)
+    from edgeface.runtime.source_pyav import PyAVCapture, pyav_available
+
+    if decoder == "pyav" or (decoder == "auto" and pyav_available()):
+        if not pyav_available():
+            raise BackendUnavailable(PYAV_MISSING)
+        return PyAVCapture(str(spec.target), threads=threads, timeout_s=timeout_s, hwaccel=hwaccel)
+    if hwaccel:
+        raise BackendUnavailable(f"--hwaccel needs the PyAV decoder ({PYAV_MISSING})")
     params = [cv2.CAP_PROP_N_THREADS, threads] if threads else []
+    if spec.kind == "url":
+        timeout_ms = max(1, int(timeout_s * 1000))
+        params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
     return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
+
 
 
 class VideoSource:
     """Frames from a capture, skipping (and counting) corrupt or empty ones.
 
-    Live sources that drop are reopened with exponential backoff (``backoff_s`` doubling up to 8 s) at
-    most ``max_reconnects`` times in a row; a file ends at its end, or restarts when ``loop`` is set.
-    ``opener`` builds the capture (:func:`open_capture` with ``decode_threads`` by default; tests pass a scripted
-    one). ``pace_fps``
+    Live sources that drop or stall are reopened with exponential backoff (``backoff_s`` doubling up to 8 s) at
+    most ``max_reconnects`` times in a row; a file ends at its end, or restarts when ``loop`` is set. A file that
+    fails before its end is sought past the damage (1, 2, 4 ... frames ahead) and the frames jumped are counted
+    in ``bad_frames`` like the frames that came back unusable.
+    ``opener`` builds the capture (:func:`open_capture` with ``decoder``, ``hwaccel``, ``stall_timeout_s`` and
+    ``decode_threads`` by default; tests pass a scripted one). ``pace_fps``
     replays a file as a live camera would deliver it: one frame per tick, a frame the reader is late for is
     skipped (counted in ``late_frames``), and the source counts as live, so measured latency is a camera's.
     """
@@ -76,31 +109,46 @@ class VideoSource:
 
     def __init__(self, source: str | int | SourceSpec, max_reconnects: int = 5, backoff_s: float = 0.5,
                  loop: bool = False, opener: Callable[[SourceSpec], cv2.VideoCapture] | None = None,
-                 pace_fps: float | None = None, decode_threads: int | None = None):
+                 pace_fps: float | None = None, decode_threads: int | None = None, decoder: str = "auto",
+                 hwaccel: str | None = None, stall_timeout_s: float = STALL_TIMEOUT_S):
         self.spec = source if isinstance(source, SourceSpec) else parse_source(source)
         if pace_fps is not None and not pace_fps > 0:
             raise ValueError("pace_fps must be positive")
+        if not stall_timeout_s > 0:
+            raise ValueError("the stall timeout must be positive")
         self.pace_fps = pace_fps
         self.frame_time: float | None = None  # paced replay: perf_counter time the latest frame was due
         self.late_frames = 0
         self.max_reconnects = max_reconnects
         self.backoff_s = backoff_s
         self.loop = loop
-        self._opener = opener or functools.partial(open_capture, threads=decode_threads)
-        self.bad_frames = 0
+        self._opener = opener or functools.partial(open_capture, threads=decode_threads, decoder=decoder,
+                                                   hwaccel=hwaccel, timeout_s=stall_timeout_s)
+        self._bad = 0  # unusable frames and frames sought past; the captures' own skips are added in bad_frames
+        self._skipped_by_closed = 0  # frames skipped inside captures since released
         self.reconnects = 0
         self._attempts = 0  # reconnect attempts since the last good frame
+        self._seeks = 0  # seeks past damage since the last good frame
         self._good_since_open = False
         self._capture = self._open()
         if self._capture is None:
             raise ValueError(f"cannot open video source {self.spec.target}")
         fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
+        self.decoder = getattr(self._capture, "decoder", "OpenCV " + cv2.__version__)
 
     @property
     def live(self) -> bool:
         """Frames arrive in real time (a camera, a stream, or a paced replay): fall behind and they are lost."""
         return self.spec.live or self.pace_fps is not None
+
+    @property
+    def bad_frames(self) -> int:
+        """Frames lost to damage: unusable, undecodable (skipped inside the capture) or sought past."""
+        return self._bad + self._skipped_by_closed + self._capture_skipped()
+
+    def _capture_skipped(self) -> int:
+        return int(getattr(self._capture, "skipped_frames", 0)) if self._capture is not None else 0
 
     def _open(self) -> cv2.VideoCapture | None:
         capture = self._opener(self.spec)
@@ -135,23 +183,41 @@ class VideoSource:
                     frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
                 if frame.ndim == 3 and frame.shape[2] == 3:
                     failures = 0
-                    self._attempts, self._good_since_open = 0, True
+                    self._attempts, self._seeks, self._good_since_open = 0, 0, True
                     yield frame
                     continue
-            if ok or self._mid_file():  # a frame came back unusable, or a file failed before its end
-                self.bad_frames += 1
+            if ok:  # a frame came back unusable
+                self._bad += 1
                 failures += 1
                 if failures < self.MAX_CONSECUTIVE_BAD:
                     continue
+            elif self._seek_past_damage():  # a file failed before its end
+                continue
             if not self._restart(stop):
                 return
             failures = 0
 
-    def _mid_file(self) -> bool:
+    def _seek_past_damage(self) -> bool:
+        """After a file read failed before the file's end: jump 1, 2, 4 ... frames ahead of where it failed,
+        counting the frames jumped; False at the end of the file (what was left counts as lost)."""
         if self.spec.kind != "file" or self._capture is None:
             return False
         total = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        return 0 < self._capture.get(cv2.CAP_PROP_POS_FRAMES) < total - 1
+        position = self._capture.get(cv2.CAP_PROP_POS_FRAMES)
+        if not 0 < position < total - 1:
+            return False
+        while True:
+            target = position + 2 ** self._seeks
+            self._seeks += 1
+            if target >= total:
+                self._bad += int(total - position)
+                return False
+            skipped_before = self._capture_skipped()
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, target)
+            reached = self._capture.get(cv2.CAP_PROP_POS_FRAMES)
+            if reached > position:  # OpenCV stays put when the seek lands in the damage itself
+                self._bad += int(reached - position) - (self._capture_skipped() - skipped_before)
+                return True
 
     def _restart(self, stop: threading.Event | None) -> bool:
         """Reopen after the stream ended or dropped; False when the source is finished."""
@@ -177,5 +243,6 @@ class VideoSource:
 
     def release(self) -> None:
         if self._capture is not None:
+            self._skipped_by_closed += self._capture_skipped()
             self._capture.release()
             self._capture = None

@@ -30,6 +30,7 @@ from edgeface.runtime.tracker import IoUTracker
 STAGES = ("decode", "detect", "infer", "write")
 DEFAULT_SCHEDULE = Schedule()  # every track refreshed at least every 10 frames
 _END = object()  # end-of-stream marker passed down the queues
+READER_WAIT_S = 0.2  # how long a stopped run waits for the reader to finish its read before leaving it behind
 
 
 class FaceFollower:
@@ -169,12 +170,14 @@ class VideoPipeline:
                 continue
         return False
 
-    def _get(self, q: queue.Queue) -> object:
+    def _get(self, q: queue.Queue, until_stop: bool = False) -> object:
+        """The next item; _END when the run aborts or, with ``until_stop``, once stopped and nothing is waiting."""
         while not self._abort.is_set():
             try:
                 return q.get(timeout=0.1)
             except queue.Empty:
-                continue
+                if until_stop and self.stop.is_set():
+                    return _END
         return _END
 
     def _stage(self, work: Callable[[queue.Queue], None], out: queue.Queue) -> Callable[[], None]:
@@ -189,6 +192,12 @@ class VideoPipeline:
         return run
 
     def _decode(self, out: queue.Queue, stats: RunStats) -> None:
+        try:
+            self._read(out, stats)
+        finally:  # here, not in run(): a read blocked on a stalled stream may outlive a stopped run
+            self.source.release()
+
+    def _read(self, out: queue.Queue, stats: RunStats) -> None:
         frames = self.source.frames(self.stop)
         index = 0
         while self.max_frames is None or index < self.max_frames:
@@ -213,7 +222,7 @@ class VideoPipeline:
 
     def _detect(self, inbox: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
         follower = FaceFollower() if self.detect_every > 1 else None
-        while (item := self._get(inbox)) is not _END:
+        while (item := self._get(inbox, until_stop=True)) is not _END:  # a stop does not wait for the reader
             t = time.perf_counter()
             if follower is None or item.index % self.detect_every == 0:
                 item.faces = self.predictor.detect(item.frame)
@@ -271,12 +280,15 @@ class VideoPipeline:
             raise
         finally:
             self.stop.set()
-            for thread in threads:
+            self._abort.set()  # the later stages are done; a reader waiting to hand over a frame leaves
+            for thread in threads[1:]:
                 thread.join(timeout=10)
+            # a reader blocked on a stalled stream is not waited for (Ctrl-C stays immediate): it releases the
+            # source itself when the stream's read timeout returns
+            threads[0].join(timeout=READER_WAIT_S)
             stats.wall_s = time.perf_counter() - start
             stats.bad_frames, stats.reconnects = self.source.bad_frames, self.source.reconnects
             stats.dropped_frames += self.source.late_frames
-            self.source.release()
         if self._errors:
             raise self._errors[0]
         return stats
