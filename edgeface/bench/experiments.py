@@ -29,6 +29,8 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "age-sweep": ("edgeface.bench.age_sweep", "age accuracy vs INT8 drift vs batch-1 latency across input sizes"),
     "attractiveness-cv": ("edgeface.bench.attractiveness_cv", "3DSK attractiveness fine-tuned from an age model"),
     "sample-faces": ("edgeface.bench.sample_faces", "the shipped weights on the shipped sample faces: README picture"),
+    "tracker-comparison": ("edgeface.bench.tracker_comparison",
+                           "the runtime's IoU tracker against ByteTrack on crossing, occluded faces"),
 }
 RESULTS = Path("benchmarks/results")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # real face data and models beside the checkout

@@ -1,4 +1,5 @@
-"""Short test videos with faces moving across a background at known positions (for tests and benchmarks).
+"""Short test videos with faces moving across a background at known positions (for tests and benchmarks), and
+clips of faces crossing and covering each other with known identities (for measuring trackers).
 
 Faces are pasted from real face chips (e.g. ``../shared/data/utkface-dev``); every face moves
 horizontally in its own band, so ground-truth boxes are known for every frame.
@@ -6,6 +7,7 @@ horizontally in its own band, so ground-truth boxes are known for every frame.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -84,3 +86,53 @@ def sample_faces_video(path: str | Path, photos: list[np.ndarray], frames: int, 
                 writer.write(frame)
     finally:
         writer.release()
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """One face in one frame of :func:`crossing_faces_frames`: who it is, where, and how much of it is seen."""
+
+    identity: int
+    box: Box
+    visible: float  # fraction of the face not covered by faces in front of it or the occluding bar
+
+
+def crossing_faces_frames(chips: list[np.ndarray], frames: int, size: tuple[int, int] = (640, 480),
+                          face_size: int = 96, seed: int = 0,
+                          bar: tuple[int, int] | None = (300, 40)) -> tuple[list[np.ndarray], list[list[GroundTruth]]]:
+    """Frames in which faces move at constant speed and bounce off the borders, so they cross and cover each
+    other (drawn in ``chips`` order: later faces in front), with a vertical bar (x, width) in front of everything
+    that faces pass behind; and per frame, each face's identity (its index in ``chips``), box and visible
+    fraction. Kept in memory: trackers are compared on the exact pixels, without a codec in between."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    faces = [cv2.resize(c, (face_size, face_size), interpolation=cv2.INTER_AREA) for c in chips]
+    position = rng.uniform([0, 0], [width - face_size, height - face_size], (len(faces), 2))
+    speed = rng.uniform(2.0, 5.0, len(faces))
+    angle = rng.uniform(0, 2 * np.pi, len(faces))
+    velocity = np.stack([np.cos(angle), np.sin(angle)], 1) * speed[:, None]
+    yy, xx = np.mgrid[0:height, 0:width]
+    background = np.stack([60 + 80 * xx / width, 90 + 40 * yy / height, 110 - 30 * xx / width], -1).astype(np.uint8)
+    limit = np.array([width - face_size, height - face_size], np.float64)
+    rendered, truth = [], []
+    for _ in range(frames):
+        frame = background.copy()
+        owner = np.full((height, width), -1, np.int32)  # which face each pixel shows
+        boxes = []
+        for i, face in enumerate(faces):
+            x, y = (int(round(v)) for v in position[i])
+            frame[y:y + face_size, x:x + face_size] = face
+            owner[y:y + face_size, x:x + face_size] = i
+            boxes.append((x, y, face_size, face_size))
+        if bar is not None:
+            frame[:, bar[0]:bar[0] + bar[1]] = (90, 90, 90)
+            owner[:, bar[0]:bar[0] + bar[1]] = -1
+        visible = [float((owner[y:y + h, x:x + w] == i).mean()) for i, (x, y, w, h) in enumerate(boxes)]
+        rendered.append(frame)
+        truth.append([GroundTruth(i, box, v) for i, (box, v) in enumerate(zip(boxes, visible, strict=True))])
+        position += velocity
+        for axis in range(2):  # bounce off the borders
+            out = (position[:, axis] < 0) | (position[:, axis] > limit[axis])
+            velocity[out, axis] *= -1
+            position[:, axis] = np.clip(position[:, axis], 0, limit[axis])
+    return rendered, truth
