@@ -32,6 +32,7 @@ import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, add_common_arguments, command_line, settings, write_results
 from edgeface.bench.synthetic_video import GroundTruth
+from edgeface.errors import BackendUnavailable
 from edgeface.runtime.tracker import iou_matrix
 
 MATCH_IOU = 0.5
@@ -157,7 +158,11 @@ def iou_tracker_step(score_threshold: float) -> Callable[[np.ndarray, np.ndarray
 
 def bytetrack_step(score_threshold: float, floor: float, fps: float) -> Callable[[np.ndarray, np.ndarray], Tracked]:
     """supervision's ByteTrack: detections above ``floor``; new tracks from ``score_threshold``."""
-    import supervision as sv
+    try:
+        import supervision as sv
+    except ImportError as e:
+        raise BackendUnavailable("the ByteTrack column needs supervision: pip install 'edgeface[bench]' (it brings "
+                                 "the full opencv-python wheel, so it is not part of edgeface[all])") from e
 
     tracker = sv.ByteTrack(track_activation_threshold=score_threshold - 0.1, frame_rate=int(round(fps)))
 
