@@ -80,6 +80,21 @@ def test_openvino_hints_threads_and_async_queue(folder, batch_and_reference):
         OpenVinoRunner(out / "model.xml", hint="FASTEST")
 
 
+
+def test_openvino_request_owns_its_input_across_batch_sizes(folder, batch_and_reference):
+    out, _ = folder
+    x, _ = batch_and_reference
+    with OpenVinoRunner(out / "model.xml", threads=1) as runner:
+        whole = runner.infer(x[:4])["expectation"]
+        mine = np.array(x[:3])
+        parts = [runner.infer(mine)["expectation"], runner.infer(x[3:4])["expectation"]]  # batch grows, shrinks
+        np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-4)
+        mine[:] = 0  # the request copied the input in: changing the caller's array afterwards changes nothing
+        first = parts[0].copy()
+        runner.infer(x[5:8])
+        np.testing.assert_array_equal(parts[0], first)  # earlier outputs are the caller's, not the request's
+        strided = np.ascontiguousarray(x[:2, :, ::-1, :])[:, :, ::-1, :]  # a non-contiguous view of x[:2]
+        np.testing.assert_allclose(runner.infer(strided)["expectation"], whole[:2], atol=1e-4)
 def test_onnxruntime_refuses_missing_provider(folder):
     from edgeface.errors import BackendUnavailable
 

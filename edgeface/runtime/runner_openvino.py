@@ -14,6 +14,17 @@ from edgeface.runtime.base import Runner
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 
 
+def _load_input(request, x: np.ndarray) -> None:
+    """Copy ``x`` into the request's own input tensor (resized when the batch size changed). Its memory stays the
+    request's from call to call: a new tensor per call (what ``infer({0: x})`` makes) has the CPU plugin rebind
+    its input memory every time, measured at 0.6-1.3 ms per call on TinyAgeNet INT8; sharing the caller's array
+    instead would leave the request aliasing that array after the call."""
+    tensor = request.get_input_tensor(0)
+    if list(tensor.shape) != list(x.shape):
+        tensor.shape = x.shape
+    np.copyto(tensor.data, x)
+
+
 def _output_name(port, expected: list[str]) -> str:
     """The card's name for an output port (OpenVINO may list several tensor names per port)."""
     names = port.get_names()
@@ -79,9 +90,9 @@ class OpenVinoRunner(Runner):
         self.optimal_requests = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        # Each output is copied once out of the request's buffers (the default copies it twice). The input is still
-        # copied in: a shared input would leave the request aliasing the caller's array after the call.
-        self.request.infer({0: np.ascontiguousarray(x)}, share_outputs=True)
+        # Each output is copied once out of the request's buffers, after the request ran on its own input memory.
+        _load_input(self.request, x)
+        self.request.infer()
         return {n: np.array(self.request.get_output_tensor(k).data) for k, n in enumerate(self.output_names)}
 
     @property
@@ -114,7 +125,8 @@ class OpenVinoRunner(Runner):
                 self.check_input(batch)
                 slot = index % len(requests)
                 collect(slot)
-                requests[slot].start_async({0: np.ascontiguousarray(batch)})
+                _load_input(requests[slot], batch)
+                requests[slot].start_async()
                 pending[slot] = index
         finally:
             for slot in range(len(requests)):
