@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from edgeface.bench import bench, jobs, measure, tables
-from edgeface.bench.interleaved import benchmark_app_command, parse_benchmark_app
+from edgeface.bench.interleaved import (
+    benchmark_app_command,
+    config_differences,
+    parse_benchmark_app,
+    parse_benchmark_app_config,
+)
 from edgeface.bench.schema import load_schema, validate_result
 from edgeface.bench.timing import (
     MIN_SAMPLES,
@@ -211,13 +216,64 @@ def test_interleaved_ratios_reject_unpaired_or_empty_rounds():
 
 def test_benchmark_app_reference_command_and_output():
     job = {"artifact": "m/model.int8.xml", "device": "cpu", "input_size": 224, "threads": 2}
-    command = benchmark_app_command(job, 1.5)
+    command = benchmark_app_command(job, 2.4)
     assert command[1] == "-c" and "openvino.tools.benchmark.main" in command[2]
-    assert " ".join(command[3:]) == ("-m m/model.int8.xml -d CPU -api sync -t 1.5 -shape [1,3,224,224] "
+    # an f32 input like the runner's (benchmark_app would feed u8), whole seconds (it refuses 2.4)
+    assert " ".join(command[3:]) == ("-m m/model.int8.xml -d CPU -api sync -t 2 -shape [1,3,224,224] -ip f32 "
                                      "-infer_precision f32 -hint none -nstreams 1 -nthreads 2")
+    assert benchmark_app_command(job, 0.3)[command.index("-t") + 1] == "1"
     assert benchmark_app_command(dict(job, threads=None), 1.0)[-2:] == ["-hint", "latency"]
     output = "[ INFO ] Latency:\n[ INFO ]    Median:     7.21 ms\n[ INFO ]    Average:    7.40 ms\n"
     assert parse_benchmark_app(output) == 7.21
     assert parse_benchmark_app("[ INFO ]    Median:        812.50 us") == pytest.approx(0.8125)
     with pytest.raises(ValueError, match="median"):
         parse_benchmark_app("[ ERROR ] cannot read model")
+
+
+BENCHMARK_APP_OUTPUT = """[Step 6/11] Configuring input of the model
+[ INFO ] Model inputs:
+[ INFO ]     input (node: input) : u8 / [N,C,H,W] / [1,3,224,224]
+[ INFO ] Model outputs:
+[ INFO ]     probs (node: probs) : f32 / [...] / [1,101]
+[Step 8/11] Querying optimal runtime parameters
+[ INFO ] Model:
+[ INFO ]   NETWORK_NAME: onnx_Frontend_IR
+[ INFO ]   OPTIMAL_NUMBER_OF_INFER_REQUESTS: 1
+[ INFO ]   NUM_STREAMS: 1
+[ INFO ]   INFERENCE_NUM_THREADS: 2
+[ INFO ]   INFERENCE_PRECISION_HINT: <Type: 'float32'>
+[ INFO ]   PERFORMANCE_HINT: LATENCY
+[ INFO ]   ENABLE_CPU_PINNING: True
+[Step 11/11] Dumping statistics report
+[ INFO ] Latency:
+[ INFO ]    Median:        7.71 ms
+"""
+
+
+def test_benchmark_app_config_is_read_from_its_output_and_compared_with_the_runners():
+    config = parse_benchmark_app_config(BENCHMARK_APP_OUTPUT)
+    assert config["input_element_type"] == "u8"  # the first input's, not an output's
+    assert config["NUM_STREAMS"] == "1" and config["INFERENCE_PRECISION_HINT"] == "<Type: 'float32'>"
+    assert config["PERFORMANCE_HINT"] == "LATENCY" and "Median" not in config
+    runner = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": "2",
+              "INFERENCE_PRECISION_HINT": "<Type: 'float32'>", "ENABLE_CPU_PINNING": "True",
+              "OPTIMAL_NUMBER_OF_INFER_REQUESTS": "1", "input_element_type": "f32"}
+    assert config_differences(runner, config) == {"input_element_type": ["f32", "u8"]}
+    assert config_differences(runner, dict(config, input_element_type="f32")) == {}
+    # a setting only one side reports differs; settings outside the compared ones (NETWORK_NAME) do not count
+    assert config_differences(dict(runner, ENABLE_HYPER_THREADING="False"), dict(config, input_element_type="f32",
+                              NETWORK_NAME="other")) == {"ENABLE_HYPER_THREADING": ["False", None]}
+    assert config_differences(dict(runner, INFERENCE_NUM_THREADS="1"), dict(config, input_element_type="f32")) == {
+        "INFERENCE_NUM_THREADS": ["1", "2"]}
+
+
+def test_timed_rounds_interleave_turns_with_a_reference_after_each():
+    from edgeface.bench.interleaved import round_medians_ms, timed_rounds
+
+    log: list[str] = []
+    samples = timed_rounds({"a": lambda: log.append("a"), "b": lambda: log.append("b")}, rounds=3, turn_s=0.0,
+                           warmup_s=0.0, min_calls=2, after_turn=lambda key: log.append(f"ref-{key}"))
+    assert log[:4] == ["a", "a", "b", "b"]  # each call warmed up (twice at least) before the rounds
+    assert log[4:] == ["a", "a", "ref-a", "b", "b", "ref-b"] * 3
+    assert [len(turn) for turn in samples["a"]] == [2, 2, 2] and list(samples) == ["a", "b"]
+    assert round_medians_ms([[0.001, 0.003, 0.002], [0.010, 0.030]]) == [2.0, 20.0]

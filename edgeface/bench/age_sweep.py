@@ -122,24 +122,24 @@ def measure_run(spec: dict, run: Path, args: argparse.Namespace) -> dict:
 
 def interleaved_latency(artifacts: dict[str, tuple[Path, int]], seconds: float, rounds: int = 10) -> dict[str, dict]:
     """Batch-1 latency (ms) of several artifacts ({key: (path, input size)}), all loaded at once and timed in
-    interleaved rounds (A, B, C, A, B, C, ...): load from other processes falls on every artifact alike, so
-    their ratios hold on a shared machine. ``seconds`` per artifact in all, after a one-second warm-up each."""
-    from edgeface.bench.timing import latency_stats, time_calls, warm_up
+    interleaved rounds (A, B, C, A, B, C, ...; :func:`edgeface.bench.interleaved.timed_rounds`): load from other
+    processes falls on every artifact alike, so their ratios hold on a shared machine. ``seconds`` per artifact in
+    all, after a one-second warm-up each."""
+    from edgeface.bench.interleaved import timed_rounds
+    from edgeface.bench.timing import latency_stats
     from edgeface.runtime import open_runner
 
-    runners, samples = {}, {key: [] for key in artifacts}
+    runners, calls = [], {}
     try:
         for key, (path, size) in artifacts.items():
-            runners[key] = (open_runner(path, threads=2), np.zeros((1, 3, size, size), np.float32))
-        for runner, x in runners.values():
-            warm_up(lambda r=runner, x=x: r.infer(x), 1.0)
-        for _ in range(rounds):
-            for key, (runner, x) in runners.items():
-                samples[key] += time_calls(lambda r=runner, x=x: r.infer(x), seconds / rounds, min_calls=10)
+            runners.append(open_runner(path, threads=2))
+            x = np.zeros((1, 3, size, size), np.float32)
+            calls[key] = lambda r=runners[-1], x=x: r.infer(x)
+        samples = timed_rounds(calls, rounds, seconds / rounds, warmup_s=1.0, min_calls=10)
     finally:
-        for runner, _ in runners.values():
+        for runner in runners:
             runner.deactivate()
-    return {key: latency_stats(values) for key, values in samples.items()}
+    return {key: latency_stats([s for turn in turns for s in turn]) for key, turns in samples.items()}
 
 
 def _params(checkpoint: Path) -> int:

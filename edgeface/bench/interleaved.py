@@ -6,7 +6,9 @@ than about the models (a 4x speed-up read as 2x). Here every runner stays open i
 a short turn per round (A, B, C, A, B, C, ...), so neighbours in a round see the same load and the per-round
 ratios (:func:`edgeface.bench.timing.interleaved_ratios`) hold under load. For OpenVINO IR rows the wheel's own
 ``benchmark_app`` measures the same file in the same round (one request at a time, one stream, same threads, f32
-inference precision, like the runner), as a reference for edgeface's per-call overhead.
+input and f32 inference precision, like the runner), as a reference for edgeface's per-call overhead; the
+compiled-model settings benchmark_app prints are compared with the runner's, so a ratio between two different
+configurations cannot pass for overhead.
 """
 
 from __future__ import annotations
@@ -15,16 +17,26 @@ import importlib.util
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
+from typing import TypeVar
 
 import numpy as np
 
 from edgeface.bench.timing import interleaved_ratios, time_calls, warm_up
 
+K = TypeVar("K", bound=Hashable)
+
 # the wheel's benchmark_app entry point (its module has no ``__main__`` guard, so ``python -m`` would not run it)
 BENCHMARK_APP = "import sys; from openvino.tools.benchmark.main import main; sys.exit(main())"
 ROUND_MIN_CALLS = 5  # calls per turn at least, however slow the model
 MEDIAN_LINE = re.compile(r"Median:\s+([0-9.]+)\s*(ms|us)")  # benchmark_app prints us below 1 ms
+PROPERTY_LINE = re.compile(r"^\[ INFO \]\s{2,}([A-Z][A-Z0-9_]+): (.*)$")  # "[ INFO ]   NUM_STREAMS: 1" (Step 8)
+INPUT_LINE = re.compile(r"^\[ INFO \]\s{4,}\S.* \(node: .*\) : (\w+) / ")  # "[ INFO ]     input (node: input) : f32 / "
+# the compiled-model settings that decide batch-1 latency on a CPU, compared between the runner and benchmark_app
+COMPARED_PROPERTIES = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT",
+                       "ENABLE_CPU_PINNING", "ENABLE_HYPER_THREADING", "SCHEDULING_CORE_TYPE", "EXECUTION_MODE_HINT",
+                       "OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+INPUT_TYPE = "input_element_type"
 
 
 def benchmark_app_available() -> bool:
@@ -37,10 +49,12 @@ def benchmark_app_available() -> bool:
 
 def benchmark_app_command(job: dict, seconds: float) -> list[str]:
     """benchmark_app on the job's IR at batch 1 with the runner's settings: one request at a time (sync API), one
-    stream (the LATENCY hint's choice), the same threads, f32 inference precision."""
+    stream (the LATENCY hint's choice), the same threads, an f32 input (benchmark_app feeds a 3-channel input as u8
+    unless told, a smaller tensor and a different graph) and f32 inference precision. It times whole seconds."""
     size = job["input_size"]
     command = [sys.executable, "-c", BENCHMARK_APP, "-m", job["artifact"], "-d", (job["device"] or "CPU").upper(),
-               "-api", "sync", "-t", f"{seconds:g}", "-shape", f"[1,3,{size},{size}]", "-infer_precision", "f32"]
+               "-api", "sync", "-t", str(max(1, round(seconds))), "-shape", f"[1,3,{size},{size}]", "-ip", "f32",
+               "-infer_precision", "f32"]
     if job["threads"]:  # benchmark_app takes a thread count only without a hint: one stream is what LATENCY picks
         return command + ["-hint", "none", "-nstreams", "1", "-nthreads", str(job["threads"])]
     return command + ["-hint", "latency"]
@@ -54,22 +68,92 @@ def parse_benchmark_app(output: str) -> float:
     return float(match.group(1)) / (1000.0 if match.group(2) == "us" else 1.0)
 
 
-def run_benchmark_app(job: dict, seconds: float) -> float:
+def parse_benchmark_app_config(output: str) -> dict[str, str]:
+    """The compiled-model properties benchmark_app prints (``Model:`` in Step 8, as ``str`` of each value) and the
+    element type of its first input (Step 6) under ``input_element_type``."""
+    config: dict[str, str] = {}
+    for line in output.splitlines():
+        if INPUT_TYPE not in config and (found := INPUT_LINE.match(line)):
+            config[INPUT_TYPE] = found.group(1)
+        elif found := PROPERTY_LINE.match(line):
+            config.setdefault(found.group(1), found.group(2).strip())
+    return config
+
+
+def compiled_config(compiled) -> dict[str, str]:
+    """The same settings of an OpenVINO compiled model (the runner's), spelled as benchmark_app prints them."""
+    config = {}
+    for key in COMPARED_PROPERTIES:
+        try:
+            config[key] = str(compiled.get_property(key))
+        except RuntimeError:  # a device without this property: compared as missing
+            continue
+    config[INPUT_TYPE] = compiled.inputs[0].get_element_type().get_type_name()
+    return config
+
+
+def config_differences(ours: dict[str, str], reference: dict[str, str]) -> dict[str, list]:
+    """{setting: [ours, the reference's]} for every compared setting that differs or only one side reports."""
+    keys = [k for k in (*COMPARED_PROPERTIES, INPUT_TYPE) if k in ours or k in reference]
+    return {k: [ours.get(k), reference.get(k)] for k in keys if ours.get(k) != reference.get(k)}
+
+
+def run_benchmark_app(job: dict, seconds: float) -> tuple[float, dict[str, str]]:
+    """benchmark_app's median batch-1 latency (ms) on the job's IR and the compiled-model settings it ran with."""
     done = subprocess.run(benchmark_app_command(job, seconds), capture_output=True, text=True, timeout=120 + seconds)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()
         raise RuntimeError(f"benchmark_app failed: {tail[-1] if tail else done.returncode}")
-    return parse_benchmark_app(done.stdout)
+    return parse_benchmark_app(done.stdout), parse_benchmark_app_config(done.stdout)
+
+
+def timed_rounds(calls: Mapping[K, Callable[[], object]], rounds: int, turn_s: float, warmup_s: float,
+                 min_calls: int = ROUND_MIN_CALLS, after_turn: Callable[[K], None] | None = None
+                 ) -> dict[K, list[list[float]]]:
+    """The one interleaving mechanism: every call warmed up for ``warmup_s``, then ``rounds`` rounds in which each
+    call takes one turn in order (A, B, C, A, B, C, ...), timed for ``turn_s`` and at least ``min_calls`` calls; a
+    turn is bounded by time, so the rounds, not one turn's call count, carry the statistics. ``after_turn(key)``
+    runs right after that key's turn in every round (a reference measured alongside it). Returns {key: per round,
+    the per-call wall times in seconds}."""
+    for call in calls.values():
+        warm_up(call, warmup_s)
+    samples: dict[K, list[list[float]]] = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, call in calls.items():
+            samples[key].append(time_calls(call, turn_s, min_calls=min_calls))
+            if after_turn is not None:
+                after_turn(key)
+    return samples
+
+
+def round_medians_ms(samples: list[list[float]]) -> list[float]:
+    """Per-call seconds of each round -> the round's median in ms: one value per round, the unit of the ratios."""
+    return [round(float(np.median(turn)) * 1000, 4) for turn in samples]
 
 
 def measure_interleaved(jobs: list[dict], rounds: int, round_s: float, warmup_s: float,
-                        reference: Callable[[dict, float], float] | None = None) -> dict[int, dict]:
-    """{job index: per-round median batch-1 latency (ms) and, for OpenVINO rows with ``reference``, the
-    reference's}; jobs that cannot be opened are left out (their isolated measurement reports why)."""
+                        reference: Callable[[dict, float], tuple[float, dict[str, str]]] | None = None
+                        ) -> dict[int, dict]:
+    """{job index: per-round median batch-1 latency (ms) and, for OpenVINO IR rows with ``reference``, the
+    reference's, the overhead as per-round ratios and how the two compiled configurations differ (empty: the
+    same)}; jobs that cannot be opened are left out (their isolated measurement reports why)."""
     from edgeface.runtime.base import open_runner
 
-    runners, inputs, out = {}, {}, {}
+    runners, calls, out = {}, {}, {}
     rng = np.random.default_rng(0)
+
+    def measure_reference(i: int) -> None:
+        entry = out[i]
+        if entry["benchmark_app_rounds_ms"] is None:
+            return
+        try:
+            ms, config = reference(jobs[i], round_s)
+        except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:  # keep edgeface's rounds
+            entry["benchmark_app_rounds_ms"], entry["benchmark_app_error"] = None, str(e)
+            return
+        entry["benchmark_app_rounds_ms"].append(ms)
+        entry.setdefault("benchmark_app_config_differences", config_differences(entry["openvino_config"], config))
+
     try:
         for i, job in enumerate(jobs):
             if job["status"] != "ok":
@@ -80,25 +164,17 @@ def measure_interleaved(jobs: list[dict], rounds: int, round_s: float, warmup_s:
             except Exception:  # the isolated run of this job records the reason
                 continue
             size = runners[i].card.preprocess.input_size
-            inputs[i] = rng.standard_normal((1, 3, size, size), dtype=np.float32)
-            warm_up(lambda i=i: runners[i].infer(inputs[i]), warmup_s)
+            x = rng.standard_normal((1, 3, size, size), dtype=np.float32)
+            calls[i] = lambda r=runners[i], x=x: r.infer(x)
             out[i] = {"rounds_ms": [], "benchmark_app_rounds_ms": None}
             if reference is not None and job["backend"] == "openvino" and job["format"] == "openvino":
-                out[i]["benchmark_app_rounds_ms"] = []
-        for _ in range(rounds):
-            for i in runners:
-                # a turn is bounded by time: the rounds, not one turn's call count, carry the statistics
-                samples = time_calls(lambda i=i: runners[i].infer(inputs[i]), round_s, min_calls=ROUND_MIN_CALLS)
-                out[i]["rounds_ms"].append(round(float(np.median(samples)) * 1000, 4))
-                if out[i]["benchmark_app_rounds_ms"] is not None:
-                    try:
-                        out[i]["benchmark_app_rounds_ms"].append(reference(jobs[i], round_s))
-                    except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:  # keep edgeface's rounds
-                        out[i]["benchmark_app_rounds_ms"], out[i]["benchmark_app_error"] = None, str(e)
+                out[i].update(benchmark_app_rounds_ms=[], openvino_config=compiled_config(runners[i].compiled))
+        samples = timed_rounds(calls, rounds, round_s, warmup_s, after_turn=measure_reference if reference else None)
     finally:
         for runner in runners.values():
             runner.deactivate()
-    for entry in out.values():
+    for i, entry in out.items():
+        entry["rounds_ms"] = round_medians_ms(samples[i])
         entry["median_ms"] = round(float(np.median(entry["rounds_ms"])), 4) if entry["rounds_ms"] else None
         ref = entry["benchmark_app_rounds_ms"]
         entry["overhead_vs_benchmark_app"] = interleaved_ratios(entry["rounds_ms"], ref) if ref else None

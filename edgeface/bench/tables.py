@@ -62,17 +62,22 @@ def markdown_table(document: dict) -> str:
 
 
 def interleaved_table(document: dict) -> str:
-    """Batch-1 medians from the interleaved rounds, with benchmark_app's on the same IR and edgeface's overhead."""
+    """Batch-1 medians from the interleaved rounds, with benchmark_app's on the same IR, edgeface's overhead and
+    whether the two compiled configurations were the same."""
     lines = ["| model | target | backend | variant | rounds | median ms | benchmark_app median ms | "
-             "edgeface / benchmark_app (median, IQR) |", "|---|---|---|---|---:|---:|---:|---|"]
+             "edgeface / benchmark_app (median, IQR, 95 % CI) | same compiled config |",
+             "|---|---|---|---|---:|---:|---:|---|---|"]
     rows = [r for r in document["results"] if r.get("interleaved")]
     for r in rows:
         x = r["interleaved"]
         ref, over = x.get("benchmark_app_rounds_ms"), x.get("overhead_vs_benchmark_app")
+        differences = x.get("benchmark_app_config_differences")
+        same = ("" if differences is None else "yes" if not differences else
+                "no: " + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in differences.items()))
         lines.append(f"| {r['model']} | {r['target']} | {r['backend']} | {variant_label(r)} | {len(x['rounds_ms'])} | "
                      f"{x['median_ms']:.2f} | {_fmt(statistics.median(ref) if ref else None, 2)} | "
-                     + (f"{over['median']:.3f} ({over['q1']:.3f}-{over['q3']:.3f})" if over else
-                        x.get("benchmark_app_error", "")) + " |")
+                     + (f"{over['median']:.3f} ({over['q1']:.3f}-{over['q3']:.3f}, {over['ci95'][0]:.3f}-"
+                        f"{over['ci95'][1]:.3f})" if over else x.get("benchmark_app_error", "")) + f" | {same} |")
     return "\n".join(lines) if rows else ""
 
 
