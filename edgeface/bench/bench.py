@@ -2,12 +2,14 @@
 
 The command line only: what to measure is :mod:`edgeface.bench.jobs`, how one configuration is measured
 (in a fresh process) is :mod:`edgeface.bench.measure`, the Markdown table is :mod:`edgeface.bench.tables`.
-One JSON per run (schema: ``edgeface/bench/schema.json``), a Markdown table on stdout.
+One JSON per run (schema: ``edgeface/bench/schema.json``) and, beside it, its Markdown tables with the command
+that produced them (also printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -56,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / GPU")
     parser.add_argument("--input-size", type=int, default=224,
                         help="input side for untrained zoo models (shipped weights keep their own)")
+    parser.add_argument("--untrained", action="store_true",
+                        help="zoo model names are exported with untrained weights at --input-size even where weights "
+                             "ship (speed does not depend on the weights; the shipped ones have smaller inputs)")
     parser.add_argument("--no-baseline", action="store_true", help=f"do not measure {BASELINE} alongside")
     parser.add_argument("--baseline-targets", default=",".join(BASELINE_TARGETS), help="targets for the baseline")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
@@ -68,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.bench.jobs import collect_jobs
     from edgeface.bench.measure import run_benchmark
     from edgeface.bench.tables import interleaved_table, markdown_table
-    from edgeface.fileio import write_json
+    from edgeface.fileio import write_json, write_text
     from edgeface.manifest import verify_location
 
     if args.duration <= 0 or args.warmup < 0:
@@ -81,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="edgeface-bench-") as tmp:
         jobs = collect_jobs(args.inputs, Path(tmp), _names(args.backends), _names(args.targets), args.device,
                             args.input_size, args.threads, args.ov_hint, not args.no_baseline,
-                            _names(args.baseline_targets))
+                            _names(args.baseline_targets), untrained=args.untrained)
         if not jobs:
             raise ValueError(f"nothing to benchmark for backends {args.backends}")
         if args.verify:  # once here, so no measured load time includes hashing
@@ -89,11 +94,23 @@ def main(args: argparse.Namespace) -> int:
                 if job.get("status", "ok") == "ok":
                     verify_location(job["artifact"])
         document = run_benchmark(jobs, settings, isolate=not args.in_process)
+    document["command"] = command_line(sys.argv)
     out = args.out or Path("benchmarks/results") / f"{document['device']}.json"
-    write_json(out, document)
-    print(markdown_table(document))
+    parts = [f"Command: `{document['command']}`", "", markdown_table(document)]
     if args.rounds:
-        print("\nBatch-1 latency in interleaved rounds (the claims' ratios come from these):\n")
-        print(interleaved_table(document))
-    print(f"\nwrote {out}", file=sys.stderr)
+        parts += ["", "Batch-1 latency in interleaved rounds (the claims' ratios come from these):", "",
+                  interleaved_table(document)]
+    text = "\n".join(parts) + "\n"
+    write_json(out, document)
+    write_text(out.with_suffix(".md"), text)
+    print(text)
+    print(f"wrote {out} and {out.with_suffix('.md').name}", file=sys.stderr)
     return 0
+
+
+def command_line(argv: list[str]) -> str:
+    """The ``edgeface bench`` command that ran (from ``argv``), host paths as results record them."""
+    from edgeface.fileio import portable_path
+
+    words = argv[argv.index("bench"):] if "bench" in argv else ["bench", *argv[1:]]
+    return shlex.join(["edgeface", *(portable_path(w) if w.startswith("/") else w for w in words)])

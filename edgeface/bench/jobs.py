@@ -147,16 +147,17 @@ def backend_options(hints: str) -> dict[str, list[dict]]:
 
 def collect_jobs(inputs: list[str], work_dir: Path, backends: list[str], targets: list[str], device: str = "cpu",
                  input_size: int = 224, threads: list[int | None] | None = None, ov_hints: str = "LATENCY",
-                 baseline: bool = True, baseline_targets: tuple[str, ...] | list[str] = BASELINE_TARGETS) -> list[dict]:
+                 baseline: bool = True, baseline_targets: tuple[str, ...] | list[str] = BASELINE_TARGETS,
+                 untrained: bool = False) -> list[dict]:
     """Every job for ``inputs`` (convert folders, checkpoints, names of shipped weights, or zoo model names without
-    weights, exported untrained for timing), the baseline added unless measured already or ``baseline`` is off,
-    expanded per thread count and backend option set."""
+    weights, exported untrained for timing; with ``untrained`` every zoo name is), the baseline added unless
+    measured already or ``baseline`` is off, expanded per thread count and backend option set."""
     from edgeface.models import list_models
     from edgeface.weights import UnknownModel, resolve_model, shipped_names
 
     folders, checkpoints, names = [], [], []
     for item in inputs:
-        if item in list_models() and item not in shipped_names() and not Path(item).exists():
+        if item in list_models() and (untrained or item not in shipped_names()) and not Path(item).exists():
             names.append(item)
             continue
         try:
