@@ -277,3 +277,36 @@ def test_timed_rounds_interleave_turns_with_a_reference_after_each():
     assert log[4:] == ["a", "a", "ref-a", "b", "b", "ref-b"] * 3
     assert [len(turn) for turn in samples["a"]] == [2, 2, 2] and list(samples) == ["a", "b"]
     assert round_medians_ms([[0.001, 0.003, 0.002], [0.010, 0.030]]) == [2.0, 20.0]
+
+
+def test_rows_measured_only_in_interleaved_rounds_follow_the_schema(convert_folder):
+    found = jobs.expand_variants(jobs.folder_jobs(convert_folder, ["onnxruntime"], "cpu"), [1], {})
+    broken = dict(found[0], artifact=found[0]["artifact"] + ".missing")
+    settings = {"batches": [1], "duration_s": 0.02, "warmup_s": 0.0, "rounds": 2, "round_s": 0.01, "streams": 1}
+    doc = measure.run_benchmark(found + [broken], settings, isolate=False, progress=False, measured_apart=False,
+                                reference=False)
+    ok, failed = doc["results"]
+    assert ok["status"] == "ok" and failed["status"] == "failed" and failed["batches"] == []
+    (batch,) = ok["batches"]  # every call of every turn, the rounds' medians beside them
+    assert batch["batch"] == 1 and batch["latency_ms"]["n"] >= 2 * 5 and len(ok["interleaved"]["rounds_ms"]) == 2
+    assert batch["latency_ms"] == ok["interleaved"]["latency_ms"]
+    with pytest.raises(ValueError, match="rounds"):
+        measure.run_benchmark(found, dict(settings, rounds=0), isolate=False, progress=False, measured_apart=False)
+
+
+def test_bench_records_its_command_with_portable_paths(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    argv = ["/x/edgeface/__main__.py", "bench", "tinyagenet", "--out", str(tmp_path / "r.json"), "--rounds", "5"]
+    assert bench.command_line(argv) == "edgeface bench tinyagenet --out r.json --rounds 5"
+    assert bench.command_line(["edgeface", "m", "--threads", "1,2"]) == "edgeface bench m --threads 1,2"
+
+
+def test_untrained_measures_zoo_names_even_where_weights_ship(monkeypatch, tmp_path):
+    exported: dict[str, list] = {}
+    monkeypatch.setattr(jobs, "export_models", lambda names, *a, **k: exported.setdefault("untrained", names) and [])
+    monkeypatch.setattr(jobs, "export_checkpoints", lambda ckpts, *a, **k: exported.setdefault("shipped", ckpts) and [])
+    jobs.collect_jobs(["tinyagenet"], tmp_path, ["onnxruntime"], ["onnx"], baseline=False, untrained=True)
+    assert exported == {"untrained": ["tinyagenet"], "shipped": []}
+    exported.clear()
+    jobs.collect_jobs(["tinyagenet"], tmp_path, ["onnxruntime"], ["onnx"], baseline=False)
+    assert exported["untrained"] == [] and [p.stem for p in exported["shipped"]] == ["tinyagenet"]

@@ -133,5 +133,26 @@ def test_speedup_claims_use_interleaved_rounds_when_both_rows_have_them():
     (ort,) = _by(claims.claims_table([validate_result(doc)]), "ThinAgeNet is 2.6x", "onnxruntime", "fp32")
     assert ort["ratio"] == pytest.approx(2.0) and ort["verdict"] == "not confirmed"
     assert "3 interleaved rounds" in ort["measured"] and "IQR 2.00-2.00" in ort["measured"]
+    assert ort["spread"]["ratios"] == [2.0, 2.0, 2.0] and ort["spread"]["ci95"] == [2.0, 2.0]
     (torch_thin,) = _by(claims.claims_table([doc]), "ThinAgeNet is 2.6x", "torch")  # no rounds: the means
-    assert "measured apart" in torch_thin["measured"]
+    assert "measured apart" in torch_thin["measured"] and torch_thin["spread"] is None
+
+
+def test_claims_experiment_writes_its_table_and_the_per_round_spread(tmp_path):
+    from edgeface.bench import claims_check
+
+    doc = _document()
+    rows = {(r["model"], r["backend"], r["precision"]): r for r in doc["results"]}
+    rows[("vgg16-dldl", "onnxruntime", "fp32")]["interleaved"] = {"rounds_ms": [100.0, 300.0, 120.0, 90.0],
+                                                                  "median_ms": 110.0}
+    rows[("tinyagenet", "onnxruntime", "fp32")]["interleaved"] = {"rounds_ms": [20.0, 50.0, 30.0, 30.0],
+                                                                  "median_ms": 30.0}
+    doc.update(command="edgeface experiment claims", setup="setup", claims=claims.claims_table([doc]),
+               settings=dict(doc["settings"], rounds=4))
+    (spread,) = claims_check.spread_rows(doc["claims"])  # the one pair measured in rounds
+    assert spread["backend"] == "onnxruntime" and spread["spread"]["ratios"] == [5.0, 6.0, 4.0, 3.0]
+    assert spread["verdict"] == "met" and spread["ratio"] == 4.5
+    text = claims_check.markdown(doc)
+    assert "Command: `edgeface experiment claims`" in text and "4.50x (IQR" in text and "claims.png" in text
+    claims_check.plot(doc, tmp_path / "claims.png")
+    assert (tmp_path / "claims.png").stat().st_size > 1000

@@ -67,7 +67,7 @@ def latency_claims(document: dict) -> list[dict]:
                 if row is None or latency_at(row, 1) is None or base_ms is None:
                     continue
                 ms = latency_at(row, 1)
-                ratio, measured = speedup(base, row, base_ms, ms)
+                ratio, measured, spread = speedup(base, row, base_ms, ms)
                 if model == THIN:
                     verdict = ("confirmed (>= 3x)" if ratio >= SPEEDUP_ABSTRACT else
                                "partly: >= 2.6x, < 3x" if ratio >= SPEEDUP_PAPER else "not confirmed")
@@ -76,7 +76,7 @@ def latency_claims(document: dict) -> list[dict]:
                 out.append({"claim": claim_text, "device": device, "backend": backend, "precision": precision,
                             "variant": variant_label(row), "paper": "2.6x / 3x" if model == THIN else ">= 3x",
                             "measured": f"{measured}, {row['input_size']}px",
-                            "verdict": verdict, "ratio": round(ratio, 3)})
+                            "verdict": verdict, "ratio": round(ratio, 3), "spread": spread})
     cpu = document["settings"].get("device", "cpu") == "cpu"
     for model, goal in GOALS_MS.items():
         best = best_row([r for r in rows if r["backend"] in CPU_BACKENDS], model, drift_gate=True) if cpu else None
@@ -92,16 +92,17 @@ def latency_claims(document: dict) -> list[dict]:
     return out
 
 
-def speedup(base: dict, row: dict, base_ms: float, ms: float) -> tuple[float, str]:
-    """How many times faster ``row`` is than ``base`` at batch 1, and the words that say how it was measured: from
-    interleaved rounds where both rows have them, else from the two isolated means."""
+def speedup(base: dict, row: dict, base_ms: float, ms: float) -> tuple[float, str, dict | None]:
+    """How many times faster ``row`` is than ``base`` at batch 1, the words that say how it was measured, and the
+    per-round ratios with their spread (:func:`interleaved_ratios`): from interleaved rounds where both rows have
+    them, else from the two isolated means (no spread)."""
     a, b = (r.get("interleaved") or {} for r in (base, row))
     if a.get("rounds_ms") and len(a["rounds_ms"]) == len(b.get("rounds_ms") or []):
         x = interleaved_ratios(a["rounds_ms"], b["rounds_ms"])
         return x["median"], (f"{x['median']:.2f}x (IQR {x['q1']:.2f}-{x['q3']:.2f}, 95 % CI {x['ci95'][0]:.2f}-"
                              f"{x['ci95'][1]:.2f}; {x['rounds']} interleaved rounds, {b['median_ms']:.2f} vs "
-                             f"{a['median_ms']:.2f} ms median, batch 1)")
-    return base_ms / ms, f"{base_ms / ms:.2f}x ({ms:.2f} vs {base_ms:.2f} ms, batch 1, measured apart)"
+                             f"{a['median_ms']:.2f} ms median, batch 1)"), x
+    return base_ms / ms, f"{base_ms / ms:.2f}x ({ms:.2f} vs {base_ms:.2f} ms, batch 1, measured apart)", None
 
 
 def _claim(claim: str, paper: str, measured: str, holds: bool) -> dict:

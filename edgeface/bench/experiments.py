@@ -31,6 +31,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "sample-faces": ("edgeface.bench.sample_faces", "the shipped weights on the shipped sample faces: README picture"),
     "tracker-comparison": ("edgeface.bench.tracker_comparison",
                            "the runtime's IoU tracker against ByteTrack on crossing, occluded faces"),
+    "claims": ("edgeface.bench.claims_check", "the paper's speed-ups over VGG-16, measured in interleaved rounds"),
 }
 RESULTS = Path("benchmarks/results")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # real face data and models beside the checkout

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edgeface.bench.timing import interleaved_ratios, time_calls, warm_up
+from edgeface.bench.timing import interleaved_ratios, latency_stats, time_calls, warm_up
 
 K = TypeVar("K", bound=Hashable)
 
@@ -175,6 +175,7 @@ def measure_interleaved(jobs: list[dict], rounds: int, round_s: float, warmup_s:
             runner.deactivate()
     for i, entry in out.items():
         entry["rounds_ms"] = round_medians_ms(samples[i])
+        entry["latency_ms"] = latency_stats([s for turn in samples[i] for s in turn])  # every call of every turn
         entry["median_ms"] = round(float(np.median(entry["rounds_ms"])), 4) if entry["rounds_ms"] else None
         ref = entry["benchmark_app_rounds_ms"]
         entry["overhead_vs_benchmark_app"] = interleaved_ratios(entry["rounds_ms"], ref) if ref else None
