@@ -17,6 +17,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
@@ -131,19 +132,57 @@ def round_medians_ms(samples: list[list[float]]) -> list[float]:
     return [round(float(np.median(turn)) * 1000, 4) for turn in samples]
 
 
+class PairedOpenVinoLoop:
+    """benchmark_app's sync loop (``request.infer()`` on an input set once, timed by OpenVINO's own
+    ``InferRequest.latency``) run in this process on the runner's own compiled model, alternated call by call with
+    the runner's ``infer``: the two calls of a pair see the same instant's load, which rounds seconds apart (and a
+    benchmark_app process started per round) do not on a machine loaded many times over. The config is the runner's
+    by construction; what differs is exactly edgeface's per-call work (input copy-in, output copies, checks, the
+    Python call around the request)."""
+
+    def __init__(self, runner, x: np.ndarray, warmup_s: float):
+        import openvino as ov
+
+        self.runner, self.x = runner, x
+        self.request = runner.compiled.create_infer_request()
+        self.request.set_input_tensor(ov.Tensor(np.array(x)))
+        warm_up(self._pair, warmup_s)
+
+    def _pair(self) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        self.runner.infer(self.x)
+        ours = time.perf_counter() - t0
+        self.request.infer()
+        return ours * 1000, float(self.request.latency)
+
+    def turn(self, seconds: float, min_pairs: int = ROUND_MIN_CALLS) -> tuple[float, float]:
+        """Pairs for ``seconds`` (``min_pairs`` at least) -> medians (ms) of edgeface's calls and of the loop's."""
+        pairs = []
+        end = time.perf_counter() + seconds
+        while len(pairs) < min_pairs or time.perf_counter() < end:
+            pairs.append(self._pair())
+        ours, theirs = np.median(np.asarray(pairs), axis=0)
+        return round(float(ours), 4), round(float(theirs), 4)
+
+
 def measure_interleaved(jobs: list[dict], rounds: int, round_s: float, warmup_s: float,
                         reference: Callable[[dict, float], tuple[float, dict[str, str]]] | None = None
                         ) -> dict[int, dict]:
     """{job index: per-round median batch-1 latency (ms) and, for OpenVINO IR rows with ``reference``, the
     reference's, the overhead as per-round ratios and how the two compiled configurations differ (empty: the
-    same)}; jobs that cannot be opened are left out (their isolated measurement reports why)."""
+    same), plus benchmark_app's loop paired call by call in this process (:class:`PairedOpenVinoLoop`)}; jobs that
+    cannot be opened are left out (their isolated measurement reports why)."""
     from edgeface.runtime.base import open_runner
 
-    runners, calls, out = {}, {}, {}
+    runners, calls, out, paired = {}, {}, {}, {}
     rng = np.random.default_rng(0)
 
     def measure_reference(i: int) -> None:
         entry = out[i]
+        if i in paired:
+            ours, theirs = paired[i].turn(round_s)
+            entry["paired_loop"]["rounds_ms"].append(ours)
+            entry["paired_loop"]["openvino_rounds_ms"].append(theirs)
         if entry["benchmark_app_rounds_ms"] is None:
             return
         try:
@@ -168,7 +207,9 @@ def measure_interleaved(jobs: list[dict], rounds: int, round_s: float, warmup_s:
             calls[i] = lambda r=runners[i], x=x: r.infer(x)
             out[i] = {"rounds_ms": [], "benchmark_app_rounds_ms": None}
             if reference is not None and job["backend"] == "openvino" and job["format"] == "openvino":
-                out[i].update(benchmark_app_rounds_ms=[], openvino_config=compiled_config(runners[i].compiled))
+                out[i].update(benchmark_app_rounds_ms=[], openvino_config=compiled_config(runners[i].compiled),
+                              paired_loop={"rounds_ms": [], "openvino_rounds_ms": []})
+                paired[i] = PairedOpenVinoLoop(runners[i], x, warmup_s)
         samples = timed_rounds(calls, rounds, round_s, warmup_s, after_turn=measure_reference if reference else None)
     finally:
         for runner in runners.values():
@@ -179,4 +220,7 @@ def measure_interleaved(jobs: list[dict], rounds: int, round_s: float, warmup_s:
         entry["median_ms"] = round(float(np.median(entry["rounds_ms"])), 4) if entry["rounds_ms"] else None
         ref = entry["benchmark_app_rounds_ms"]
         entry["overhead_vs_benchmark_app"] = interleaved_ratios(entry["rounds_ms"], ref) if ref else None
+        if "paired_loop" in entry:
+            loop = entry["paired_loop"]
+            loop["overhead"] = interleaved_ratios(loop["rounds_ms"], loop["openvino_rounds_ms"])
     return out

@@ -62,11 +62,13 @@ def markdown_table(document: dict) -> str:
 
 
 def interleaved_table(document: dict) -> str:
-    """Batch-1 medians from the interleaved rounds, with benchmark_app's on the same IR, edgeface's overhead and
-    whether the two compiled configurations were the same."""
+    """Batch-1 medians from the interleaved rounds, with benchmark_app's on the same IR, edgeface's overhead over it
+    (per round, and over benchmark_app's loop paired call by call in-process) and whether the two compiled
+    configurations were the same."""
     lines = ["| model | target | backend | variant | rounds | median ms | benchmark_app median ms | "
-             "edgeface / benchmark_app (median, IQR, 95 % CI) | same compiled config |",
-             "|---|---|---|---|---:|---:|---:|---|---|"]
+             "edgeface / benchmark_app (median, IQR, 95 % CI) | same compiled config | "
+             "edgeface / benchmark_app's loop, paired calls (median, IQR, 95 % CI) |",
+             "|---|---|---|---|---:|---:|---:|---|---|---|"]
     rows = [r for r in document["results"] if r.get("interleaved")]
     for r in rows:
         x = r["interleaved"]
@@ -74,11 +76,17 @@ def interleaved_table(document: dict) -> str:
         differences = x.get("benchmark_app_config_differences")
         same = ("" if differences is None else "yes" if not differences else
                 "no: " + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in differences.items()))
+        paired = (x.get("paired_loop") or {}).get("overhead")
         lines.append(f"| {r['model']} | {r['target']} | {r['backend']} | {variant_label(r)} | {len(x['rounds_ms'])} | "
                      f"{x['median_ms']:.2f} | {_fmt(statistics.median(ref) if ref else None, 2)} | "
-                     + (f"{over['median']:.3f} ({over['q1']:.3f}-{over['q3']:.3f}, {over['ci95'][0]:.3f}-"
-                        f"{over['ci95'][1]:.3f})" if over else x.get("benchmark_app_error", "")) + f" | {same} |")
+                     + (_spread(over) if over else x.get("benchmark_app_error", "")) + f" | {same} | "
+                     + (_spread(paired) if paired else "") + " |")
     return "\n".join(lines) if rows else ""
+
+
+def _spread(ratios: dict) -> str:
+    return (f"{ratios['median']:.3f} ({ratios['q1']:.3f}-{ratios['q3']:.3f}, {ratios['ci95'][0]:.3f}-"
+            f"{ratios['ci95'][1]:.3f})")
 
 
 def _fmt(value: float | None, digits: int) -> str:
