@@ -175,3 +175,25 @@ def test_tensorrt_engines_build_and_run(folder, batch_and_reference):
         with open_runner(out / entry["file"]) as runner:
             diff = np.abs(runner.infer(x)["expectation"] - reference["expectation"]).mean()
         assert diff < TOLERANCE[entry["precision"]]
+
+
+def test_openvino_overhead_rounds_pair_the_runner_with_benchmark_apps_loop(folder):
+    from edgeface.bench.interleaved import measure_interleaved
+
+    out, _ = folder
+    job = {"status": "ok", "artifact": str(out / "model.xml"), "backend": "openvino", "format": "openvino",
+           "device": "cpu", "threads": 1, "options": {"hint": "LATENCY"}, "input_size": 32}
+    seen = []
+
+    def reference(j: dict, seconds: float) -> tuple[float, dict]:  # stands in for the benchmark_app process
+        seen.append(seconds)
+        return 0.5, {"NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": "2", "input_element_type": "f32"}
+
+    (entry,) = measure_interleaved([job], rounds=3, round_s=0.02, warmup_s=0.0, reference=reference).values()
+    assert seen == [0.02] * 3 and entry["benchmark_app_rounds_ms"] == [0.5] * 3
+    assert entry["openvino_config"]["INFERENCE_NUM_THREADS"] == "1"  # the runner's threads, read from OpenVINO
+    assert entry["benchmark_app_config_differences"]["INFERENCE_NUM_THREADS"] == ["1", "2"]
+    loop = entry["paired_loop"]
+    assert len(loop["rounds_ms"]) == len(loop["openvino_rounds_ms"]) == 3 and loop["overhead"]["rounds"] == 3
+    assert loop["overhead"]["ratios"] == [round(a / b, 4) for a, b in zip(loop["rounds_ms"],
+                                                                          loop["openvino_rounds_ms"], strict=True)]
