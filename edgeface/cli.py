@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import traceback
 
 from edgeface import __version__
-from edgeface.errors import UserError
+from edgeface.errors import UserError, first_line
+from edgeface.fileio import text_path
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeface.zoo", "list the model zoo: parameters, MACs, size vs the VGG-16 baseline"),
@@ -34,7 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 OPENCV_MISSING = ("OpenCV (cv2) is not importable: on a Jetson use JetPack's python3-opencv from a venv made with "
                   "--system-site-packages; elsewhere pip install 'edgeface[opencv]'")
-EXPECTED_ERRORS = (UserError, FileNotFoundError, ValueError, PermissionError, ImportError, RuntimeError)
+# OSError covers the filesystem's own refusals (read-only, full, not a folder): each names its file
+EXPECTED_ERRORS = (UserError, OSError, ValueError, ImportError, RuntimeError)
 
 
 def add_debug_argument(parser: argparse.ArgumentParser) -> None:
@@ -68,16 +71,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     try:
-        return int(args._main(args) or 0)
+        check_text_arguments(args)
+        code = int(args._main(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
     except KeyboardInterrupt:
         print("edgeface: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except EXPECTED_ERRORS as e:
         if args.debug:
             traceback.print_exc()
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        message = first_line(e)
         print(f"edgeface {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def check_text_arguments(args: argparse.Namespace) -> None:
+    """Refuse any argument that is not text (a file name with bytes that are not UTF-8) before a stage hands it to
+    OpenCV, which crashes on it, or prints it."""
+    for value in vars(args).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                text_path(item)
+
+
+def quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``edgeface models --json | head``): exit quietly as a Unix tool killed by
+    SIGPIPE would. Later writes go to /dev/null so the interpreter's final flush raises nothing either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture): nothing to silence
+        pass
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ YuNet ONNX file (for example ``face_detection_yunet_2023mar.onnx`` from the Open
 YuNet finds faces from about 10x10 px up (OpenCV model zoo notes), so a caller that only wants faces of
 ``min_face`` px or more gains nothing from the full frame: the detector runs on the frame downscaled so that
 such a face is :data:`YUNET_MIN_FACE` px there (a quarter of the pixels for ``min_face=24``) and maps the
-boxes and landmarks back to frame pixels.
+boxes and landmarks back to frame pixels. However large the image, YuNet sees at most :data:`MAX_DETECT_PIXELS`
+(its memory grows with the input: an 8000x8000 photo took 6 GB and 40 s at full size); the faces it can then find in
+such a photo are still above 60 px.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import cv2
 import numpy as np
 
 from edgeface.assets import DETECTOR
+from edgeface.fileio import text_path
 
 
 @dataclass
@@ -28,6 +32,7 @@ class Face:
 
 
 YUNET_MIN_FACE = 12  # px at YuNet's input: a margin above the ~10 px its training covers
+MAX_DETECT_PIXELS = 1920 * 1080  # YuNet's input never exceeds a Full HD frame's pixel count
 
 
 def detection_scale(min_face: int, smallest: int = YUNET_MIN_FACE) -> float:
@@ -53,7 +58,7 @@ class FaceDetector:
         top_k: int = 500,
         downscale: bool = True,
     ):
-        path = Path(model_path or DETECTOR)
+        path = Path(text_path(model_path or DETECTOR))  # OpenCV crashes on a path that is not text
         if not path.is_file():
             raise FileNotFoundError(f"face detector model not found: {path}")
         try:
@@ -69,7 +74,8 @@ class FaceDetector:
         if image_bgr is None or image_bgr.ndim != 3 or image_bgr.size == 0:
             raise ValueError("expected an HxWx3 BGR image")
         h, w = image_bgr.shape[:2]
-        small_w, small_h = max(1, round(w * self.scale)), max(1, round(h * self.scale))
+        scale = min(self.scale, math.sqrt(MAX_DETECT_PIXELS / (w * h)))
+        small_w, small_h = max(1, round(w * scale)), max(1, round(h * scale))
         image = image_bgr
         if (small_w, small_h) != (w, h):
             image = cv2.resize(image_bgr, (small_w, small_h), interpolation=cv2.INTER_AREA)

@@ -7,6 +7,13 @@ importing each other. Each also derives from the built-in type its callers alrea
 from __future__ import annotations
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type name when the message is empty): what a one-line report
+    shows of an exception raised by a library."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class UserError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
@@ -33,3 +40,15 @@ class CardError(UserError, ValueError):
 
 class ArtifactError(UserError, ValueError):
     """A convert folder's artifact that its manifest does not vouch for: outside the folder, or changed since."""
+
+
+class DataError(UserError, ValueError):
+    """A data set file that cannot be read as its format says (or a bad item under ``--strict``)."""
+
+
+class PathNotText(UserError, ValueError):
+    """A path whose bytes are not valid UTF-8: OpenCV cannot take it (it crashes), so it is refused by name."""
+
+
+class TrainingDiverged(UserError, RuntimeError):
+    """The training loss or the weights became NaN / infinite: training stops and keeps its last finite checkpoint."""

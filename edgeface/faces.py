@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from edgeface.detector import FaceDetector
+from edgeface.fileio import text_path
 from edgeface.preprocess import PreprocessSpec, align_face
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -19,7 +20,7 @@ class NoFaceError(ValueError):
 
 def read_image(path: str | Path) -> np.ndarray:
     """BGR uint8 image; a missing, truncated or undecodable file raises ValueError naming the path."""
-    path = Path(path)
+    path = Path(text_path(path))  # before OpenCV sees it: a path that is not text crashes it
     if not path.is_file():
         raise ValueError(f"image not found: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -45,7 +46,7 @@ def face_crop(image_bgr: np.ndarray, spec: PreprocessSpec, detector: FaceDetecto
 
 def image_files(folder: str | Path) -> list[Path]:
     """Image files directly inside ``folder`` (sorted), or a clear error when there are none."""
-    folder = Path(folder)
+    folder = Path(text_path(folder))
     if not folder.is_dir():
         raise ValueError(f"not a folder: {folder}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

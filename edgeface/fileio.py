@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgeface.errors import OutputError
+from edgeface.errors import OutputError, PathNotText
 
 CACHE_KINDS = ("faces", "calibration", "tensorrt")  # aligned crops, INT8 ranges, TensorRT timing caches
 
@@ -190,6 +190,35 @@ def check_replaceable_dir(path: str | Path, marker: str, what: str, force: bool 
         fix = f", or pass {force_flag} to replace it" if force_flag else ""
         raise OutputError(f"--out {path} is not empty and is not {what} (no {marker}); it would be replaced as a "
                           f"whole: name a new or empty folder{fix}")
+
+
+def text_path(path: str | Path) -> str:
+    """``path`` as the text OpenCV takes. A path whose bytes are not UTF-8 (Python keeps them as surrogate escapes)
+    crashes OpenCV's string conversion, taking the process down with no message: it is a PathNotText naming it."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathNotText(f"{shown_path(text)}: the name is not valid UTF-8 text; rename it") from None
+    return text
+
+
+def shown_path(text: str) -> str:
+    """A path for a message: bytes that are not UTF-8 as ``\\xff`` escapes (printable on any terminal)."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def writable_folder(path: str | Path) -> Path:
+    """``path``, created if needed and written to once now: a read-only or misnamed output folder fails (an OSError
+    naming it) before the work whose results it was to hold, not after."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+        pass
+    return path
 
 
 def save_figure(fig, path: str | Path, dpi: int) -> None:

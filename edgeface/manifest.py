@@ -111,8 +111,16 @@ def validate_manifest(manifest: dict, where: str = "manifest") -> dict:
         ModelCard.from_dict(manifest["card"])
     except ValueError as e:
         raise type(e)(f"{where}: {e}") from e
+    if not isinstance(manifest["artifacts"], dict):
+        raise ValueError(f"{where}: 'artifacts' must map target names to entries, got a "
+                         f"{type(manifest['artifacts']).__name__}")
     for name, entry in manifest["artifacts"].items():
-        target(name)
+        spec = target(name)
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: artifact {name!r} must be an object, got a {type(entry).__name__}")
+        if entry.get("format") != spec.format:
+            raise ValueError(f"{where}: artifact {name!r} has format {entry.get('format')!r}, expected "
+                             f"{spec.format!r}")
         if entry.get("status") not in STATUSES:
             raise ValueError(f"{where}: artifact {name!r} has status {entry.get('status')!r}")
         if entry.get("status") == "ok" and not entry.get("file"):

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from edgeface.bench.jobs import BASELINE, BASELINE_TARGETS, CPU_BACKENDS, DEFAULT_TARGETS
+from edgeface.checks import number_type
 
 
 def _int_list(text: str) -> list[int]:
@@ -44,19 +45,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                         help="convert targets for models given by name (default: %(default)s)")
     parser.add_argument("--batch", type=_int_list, default=[1, 8, 32], help="batch sizes (default 1,8,32)")
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per config (default 5)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per config (default 1)")
+    parser.add_argument("--duration", type=number_type(above=0), default=5.0,
+                        help="measured seconds per config (default 5)")
+    parser.add_argument("--warmup", type=number_type(minimum=0), default=1.0,
+                        help="warm-up seconds per config (default 1)")
     parser.add_argument("--threads", type=_threads_list, default=[None],
                         help="intra-op threads, comma-separated to compare (e.g. 1,2); 'auto' = library default")
-    parser.add_argument("--rounds", type=int, default=5,
+    parser.add_argument("--rounds", type=number_type(minimum=0, integer=True), default=5,
                         help="batch-1 latency of all configs again in this many interleaved rounds (A, B, A, B...), "
                              "the source of the claims' ratios (0 = off; default 5)")
-    parser.add_argument("--round-duration", type=float, default=1.0, help="seconds per config per round (default 1)")
-    parser.add_argument("--streams", type=int, default=2, help="parallel requests in throughput mode (1 = off)")
+    parser.add_argument("--round-duration", type=number_type(above=0), default=1.0,
+                        help="seconds per config per round (default 1)")
+    parser.add_argument("--streams", type=number_type(minimum=1, integer=True), default=2,
+                        help="parallel requests in throughput mode (1 = off)")
     parser.add_argument("--ov-hint", default="LATENCY",
                         help="OpenVINO performance hints to compare, comma-separated (LATENCY, THROUGHPUT)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / GPU")
-    parser.add_argument("--input-size", type=int, default=224,
+    parser.add_argument("--input-size", type=number_type(minimum=1, integer=True), default=224,
                         help="input side for untrained zoo models (shipped weights keep their own)")
     parser.add_argument("--untrained", action="store_true",
                         help="zoo model names are exported with untrained weights at --input-size even where weights "
@@ -76,10 +81,6 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.fileio import write_json, write_text
     from edgeface.manifest import verify_location
 
-    if args.duration <= 0 or args.warmup < 0:
-        raise ValueError("--duration must be positive and --warmup non-negative")
-    if args.rounds < 0 or args.round_duration <= 0:
-        raise ValueError("--rounds must be non-negative and --round-duration positive")
     settings = {"batches": args.batch, "duration_s": args.duration, "warmup_s": args.warmup,
                 "rounds": args.rounds, "round_s": args.round_duration,
                 "streams": args.streams, "backends": args.backends.split(","), "device": args.device}

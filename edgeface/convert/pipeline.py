@@ -161,7 +161,8 @@ def load_eval_faces(card: ModelCard, data: str | Path, options: ConvertOptions):
 
     fmt = options.eval_format or {"age": "utkface", "attributes": "celeba", "attractiveness": "csv"}[card.task]
     issues = DataIssues()
-    samples = load_samples(fmt, data, issues, label_space=card.label_space, **options.eval_options)
+    samples = load_samples(fmt, data, issues, label_space=card.label_space, task=card.task,
+                           **options.eval_options)
     if options.eval_images and len(samples) > options.eval_images:
         index = np.linspace(0, len(samples) - 1, options.eval_images).round().astype(int)
         samples = [samples[i] for i in index]

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeface.data.datasets import DataIssues, Sample, register_reader
+from edgeface.data.datasets import DataIssues, Sample, open_text, register_reader
+from edgeface.errors import DataError
+from edgeface.fileio import text_path
 
 ATTR_FILE = "list_attr_celeba.txt"
 LANDMARK_FILE = "list_landmarks_align_celeba.txt"
@@ -37,15 +39,25 @@ PARTITIONS = {"0": "train", "1": "val", "2": "test"}
 
 
 def decode_binary(values: list[str], where: str) -> np.ndarray:
-    """CelebA's +1/-1 or a CSV's 0/1 -> float32 0/1; anything else is a ValueError naming ``where``."""
+    """CelebA's +1/-1 or a CSV's 0/1 -> float32 0/1; anything else (``0.5``, ``inf``, ``nan``) is a ValueError
+    naming ``where``."""
     try:
-        ints = np.array([int(float(v)) for v in values])
+        numbers = np.array([float(v) for v in values])
     except ValueError:
         raise ValueError(f"{where}: attribute values must be 0/1 or -1/+1") from None
-    allowed = (-1, 1) if np.any(ints == -1) else (0, 1)
-    if not np.all(np.isin(ints, allowed)):
+    allowed = (-1.0, 1.0) if np.any(numbers == -1) else (0.0, 1.0)
+    if not np.all(np.isin(numbers, allowed)):
         raise ValueError(f"{where}: attribute values must be 0/1 or -1/+1 (one coding per row)")
-    return (ints == 1).astype(np.float32)
+    return (numbers == 1).astype(np.float32)
+
+
+def finite_landmarks(values: list[float]) -> np.ndarray:
+    """10 numbers -> 5x2 float32 points; NaN or infinity is a ValueError (it would pass every bounds check and
+    train the network to NaN)."""
+    points = np.array(values, dtype=np.float32).reshape(5, 2)
+    if not np.all(np.isfinite(points)):
+        raise ValueError("landmarks must be finite")
+    return points
 
 
 def _list_file(root: Path, name: str) -> Path | None:
@@ -68,9 +80,9 @@ def image_frame(path: Path, exact: bool = False) -> tuple[int, int] | None:
     import cv2
 
     if exact or path.suffix.lower() not in (".jpg", ".jpeg"):
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        image = cv2.imread(text_path(path), cv2.IMREAD_UNCHANGED)
         return None if image is None else (image.shape[1], image.shape[0])
-    small = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    small = cv2.imread(text_path(path), cv2.IMREAD_REDUCED_GRAYSCALE_8)
     return None if small is None else (small.shape[1] * 8, small.shape[0] * 8)
 
 
@@ -102,9 +114,9 @@ def _sample(path: Path, labels: np.ndarray, landmarks: np.ndarray | None, split:
 
 def _celeba_landmarks(path: Path, issues: DataIssues) -> dict[str, np.ndarray]:
     """``list_landmarks_align_celeba.txt``: count line, the 10 column names, then ``NAME x0 y0 ... x4 y4``."""
-    lines = path.read_text().splitlines()
+    lines = open_text(path).read().splitlines()
     if len(lines) < 2 or lines[1].split() != list(LANDMARK_COLUMNS):
-        raise ValueError(f"{path}: not a CelebA landmark file (its second line must name the 10 columns)")
+        raise DataError(f"{path}: not a CelebA landmark file (its second line must name the 10 columns)")
     out: dict[str, np.ndarray] = {}
     for lineno, line in enumerate(lines[2:], start=3):
         parts = line.split()
@@ -113,16 +125,16 @@ def _celeba_landmarks(path: Path, issues: DataIssues) -> dict[str, np.ndarray]:
         try:
             if len(parts) != 11:
                 raise ValueError
-            out[parts[0]] = np.array([float(v) for v in parts[1:]], dtype=np.float32).reshape(5, 2)
+            out[parts[0]] = finite_landmarks([float(v) for v in parts[1:]])
         except ValueError:
-            issues.report(f"{path}:{lineno}: malformed landmark row (expected NAME and 10 numbers)")
+            issues.report(f"{path}:{lineno}: malformed landmark row (expected NAME and 10 finite numbers)")
     return out
 
 
 def _celeba_partition(path: Path, issues: DataIssues) -> dict[str, str]:
     """``list_eval_partition.txt``: ``NAME 0|1|2`` (train / val / test)."""
     out: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(open_text(path).read().splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -137,9 +149,9 @@ def _celeba_attr_lines(root: Path) -> tuple[Path, list[str]]:
     attr_path = _list_file(root, ATTR_FILE) if root.is_dir() else (root if root.name == ATTR_FILE else None)
     if attr_path is None:
         raise FileNotFoundError(f"no {ATTR_FILE} in {root} (expected a CelebA-format folder)")
-    lines = attr_path.read_text().splitlines()
-    if len(lines) < 3 or not lines[1].split():
-        raise ValueError(f"{attr_path}: not a CelebA attribute file (count line, names line, rows)")
+    lines = open_text(attr_path).read().splitlines()
+    if len(lines) < 3 or not lines[1].split() or not any(line.split() for line in lines[2:]):
+        raise DataError(f"{attr_path}: not a CelebA attribute file (count line, names line, rows)")
     return attr_path, lines
 
 
@@ -155,7 +167,7 @@ def read_celeba(path: Path, issues: DataIssues, **_) -> list[Sample]:
     landmarks = _celeba_landmarks(landmark_path, issues) if landmark_path else {}
     partition_path = _list_file(root, PARTITION_FILE)
     partition = _celeba_partition(partition_path, issues) if partition_path else {}
-    image_dir = _image_dir(root, lines[2].split()[0])
+    image_dir = _image_dir(root, next(line.split()[0] for line in lines[2:] if line.split()))
     samples = []
     for lineno, line in enumerate(lines[2:], start=3):
         parts = line.split()
@@ -186,17 +198,17 @@ def read_attribute_csv(path: Path, issues: DataIssues, image_col: str = "image",
     names, has_landmarks = _csv_columns(path, image_col)
     root = Path(image_root) if image_root else path.parent
     samples = []
-    with open(path, newline="") as f:
+    with open_text(path) as f:
         for lineno, raw in enumerate(csv.DictReader(f), start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}  # None: extra cells
             where = f"{path}:{lineno}"
             try:
                 labels = decode_binary([row.get(n, "") for n in names], where)
                 landmarks = None
                 if has_landmarks and any(row.get(c) for c in LANDMARK_COLUMNS):
-                    landmarks = np.array([float(row[c]) for c in LANDMARK_COLUMNS], np.float32).reshape(5, 2)
+                    landmarks = finite_landmarks([float(row[c]) for c in LANDMARK_COLUMNS])
             except ValueError as e:
-                issues.report(str(e) if where in str(e) else f"{where}: landmark values must be numbers")
+                issues.report(str(e) if where in str(e) else f"{where}: landmark values must be finite numbers")
                 continue
             sample = _sample(root / row[image_col], labels, landmarks, row.get("partition") or None, issues)
             if sample is not None:
@@ -206,14 +218,14 @@ def read_attribute_csv(path: Path, issues: DataIssues, image_col: str = "image",
 
 def _csv_columns(path: Path, image_col: str) -> tuple[list[str], bool]:
     if not path.is_file():
-        raise ValueError(f"attribute CSV must be a file: {path}")
-    with open(path, newline="") as f:
+        raise DataError(f"attribute CSV must be a file: {path}")
+    with open_text(path) as f:
         header = [c.strip() for c in next(csv.reader(f), [])]
     if image_col not in header:
-        raise ValueError(f"{path}: no {image_col!r} column (columns: {', '.join(header)})")
+        raise DataError(f"{path}: no {image_col!r} column (columns: {', '.join(header)})")
     names = [c for c in header if c not in (image_col, "partition") and c not in LANDMARK_COLUMNS]
     if not names:
-        raise ValueError(f"{path}: no attribute columns")
+        raise DataError(f"{path}: no attribute columns")
     return names, all(c in header for c in LANDMARK_COLUMNS)
 
 

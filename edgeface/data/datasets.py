@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import math
 import re
 import warnings
 from collections.abc import Callable
@@ -25,11 +27,21 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeface.errors import DataError
 from edgeface.faces import IMAGE_SUFFIXES, NoFaceError, face_crop, read_image
-from edgeface.fileio import atomic_path, sha256_file
+from edgeface.fileio import atomic_path, sha256_file, text_path
 from edgeface.labels import LabelSpace
 from edgeface.preprocess import PreprocessSpec, alignment_matrix
 from edgeface.progress import progress as progress_bar
+
+
+def open_text(path: Path) -> io.StringIO:
+    """A list or CSV file's text, UTF-8 with or without the byte-order mark spreadsheet programs put first;
+    other bytes are a DataError naming the file (read whole: a decode error mid-way would leave half a set)."""
+    try:
+        return io.StringIO(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
 
 
 @dataclass
@@ -50,7 +62,7 @@ class DataIssues:
 
     def report(self, message: str) -> None:
         if self.strict:
-            raise ValueError(f"bad data (strict): {message}")
+            raise DataError(f"bad data (strict): {message}")
         self.items.append(message)
 
     def warn(self, what: str) -> None:
@@ -85,7 +97,7 @@ def read_utkface(path: Path, issues: DataIssues, **_) -> list[Sample]:
     """UTKFace: ``AGE_GENDER_RACE_DATETIME.jpg[.chip.jpg]`` in a folder (or its ``images/`` subfolder)."""
     folder = path / "images" if (path / "images").is_dir() else path
     if not folder.is_dir():
-        raise ValueError(f"UTKFace data must be a folder: {path}")
+        raise DataError(f"UTKFace data must be a folder: {path}")
     samples = []
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() not in IMAGE_SUFFIXES:
@@ -99,10 +111,14 @@ def read_utkface(path: Path, issues: DataIssues, **_) -> list[Sample]:
 
 
 def _float(text: str, what: str, where: str) -> float:
+    """A label cell as a finite number; NaN and infinity are bad rows like any other non-number."""
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: {what} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {what} {text!r} is not a finite number")
+    return value
 
 
 @register_reader("csv")
@@ -114,18 +130,20 @@ def read_csv(path: Path, issues: DataIssues, image_col: str = "image", label_col
     (``--label-col attractiveness_mean --std-col attractiveness_std``).
     """
     if not path.is_file():
-        raise ValueError(f"CSV data must be a file: {path}")
-    with open(path, newline="") as f:
+        raise DataError(f"CSV data must be a file: {path}")
+    with open_text(path) as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         std_col = std_col or ("label_std" if "label_std" in columns else None)
         for col in (image_col, label_col, std_col):
             if col is not None and col not in columns:
-                raise ValueError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
+                raise DataError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
         samples = []
         for line, row in enumerate(reader, start=2):
             where = f"{path}:{line}"
             try:
+                if not row[image_col]:
+                    raise ValueError(f"{where}: no image name")
                 label = _float(row[label_col], label_col, where)
                 sigma = _float(row[std_col], std_col, where) if std_col else float("nan")
             except ValueError as e:
@@ -140,23 +158,26 @@ def read_morph(path: Path, issues: DataIssues, image_root: Path | None = None, *
     """MORPH II CSV list (``id_num, ..., age, ..., photo``); ``photo`` relative to ``image_root`` (default the
     CSV's folder); ``id_num`` is the group so splits can keep people apart."""
     if not path.is_file():
-        raise ValueError(f"MORPH data must be the CSV list: {path}")
+        raise DataError(f"MORPH data must be the CSV list: {path}")
     root = image_root or path.parent
-    with open(path, newline="") as f:
+    with open_text(path) as f:
         reader = csv.DictReader(f)
         columns = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = columns
         for col in ("id_num", "age", "photo"):
             if col not in columns:
-                raise ValueError(f"{path}: not a MORPH II list, no column {col!r}")
+                raise DataError(f"{path}: not a MORPH II list, no column {col!r}")
         samples = []
         for line, row in enumerate(reader, start=2):
+            photo, person = (row["photo"] or "").strip(), (row["id_num"] or "").strip()  # None: a short row
             try:
+                if not photo:
+                    raise ValueError(f"{path}:{line}: no photo name")
                 age = _float(row["age"], "age", f"{path}:{line}")
             except ValueError as e:
                 issues.report(str(e))
                 continue
-            samples.append(Sample(root / row["photo"].strip(), _dldl(age), group=row["id_num"].strip()))
+            samples.append(Sample(root / photo, _dldl(age), group=person))
     return samples
 
 
@@ -168,7 +189,7 @@ def read_fgnet(path: Path, issues: DataIssues, **_) -> list[Sample]:
     """FG-NET folder: ``001A02.JPG`` = subject 001 at age 2 (the subject is the group, for leave-one-person-out)."""
     folder = path / "images" if (path / "images").is_dir() else path
     if not folder.is_dir():
-        raise ValueError(f"FG-NET data must be a folder: {path}")
+        raise DataError(f"FG-NET data must be a folder: {path}")
     samples = []
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() not in IMAGE_SUFFIXES:
@@ -192,16 +213,16 @@ def read_scut(path: Path, issues: DataIssues, image_root: Path | None = None, **
         split_dir = path / SCUT_SPLIT_DIR
         files = [(split_dir / "train.txt", "train"), (split_dir / "test.txt", "val")]
         if not all(f.is_file() for f, _ in files):
-            raise ValueError(f"{path}: no SCUT-FBP5500 split files under {SCUT_SPLIT_DIR}/")
+            raise DataError(f"{path}: no SCUT-FBP5500 split files under {SCUT_SPLIT_DIR}/")
         root = image_root or path / "Images"
     elif path.is_file():
         files = [(path, None)]
         root = image_root or next((p / "Images" for p in path.parents if (p / "Images").is_dir()), path.parent)
     else:
-        raise ValueError(f"SCUT-FBP5500 data not found: {path}")
+        raise DataError(f"SCUT-FBP5500 data not found: {path}")
     samples = []
     for file, split in files:
-        for line_no, line in enumerate(file.read_text().splitlines(), start=1):
+        for line_no, line in enumerate(open_text(file).read().splitlines(), start=1):
             parts = line.split()
             if not parts:
                 continue
@@ -218,12 +239,16 @@ def read_scut(path: Path, issues: DataIssues, image_root: Path | None = None, **
     return samples
 
 
+TASK_TARGETS = {"age": "label", "attractiveness": "label", "attributes": "attributes"}  # card task -> its target
+
+
 def load_samples(fmt: str, data: str | Path, issues: DataIssues, label_space: LabelSpace | None = None,
-                 **options) -> list[Sample]:
-    """Read a data set with the named reader; drop labels outside ``label_space``; refuse an empty set."""
+                 task: str | None = None, **options) -> list[Sample]:
+    """Read a data set with the named reader; drop labels outside ``label_space``; refuse an empty set, and a
+    set whose reader gives no targets for ``task`` (a card task: age data for an attribute model)."""
     if fmt not in READERS:
         raise ValueError(f"unknown data format {fmt!r}; known: {', '.join(sorted(READERS))}")
-    path = Path(data)
+    path = Path(text_path(data))
     if not path.exists():
         raise FileNotFoundError(f"data not found: {path}")
     samples = READERS[fmt](path, issues, **options)
@@ -237,7 +262,11 @@ def load_samples(fmt: str, data: str | Path, issues: DataIssues, label_space: La
             kept.append(s)
         samples = kept
     if not samples:
-        raise ValueError(f"no usable samples in {path} (format {fmt})")
+        raise DataError(f"no usable samples in {path} (format {fmt})")
+    if task in TASK_TARGETS and TASK_TARGETS[task] not in samples[0].targets:
+        readers = ", ".join(f for f in READERS if f != fmt)
+        raise DataError(f"--format {fmt} reads {', '.join(samples[0].targets)} targets, not the "
+                        f"{TASK_TARGETS[task]} a {task} model needs (formats: {readers})")
     return samples
 
 
@@ -284,7 +313,8 @@ def _cache_key(samples: list[Sample], spec: PreprocessSpec, detector_path: Path 
     for s in samples:
         st = s.path.stat() if s.path.exists() else None
         lm = s.landmarks.round(2).tolist() if s.landmarks is not None else None
-        h.update(f"{s.path.resolve()}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}|{lm}\n".encode())
+        h.update(f"{s.path.resolve()}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}|{lm}\n".encode(
+            "utf-8", "surrogateescape"))
     return h.hexdigest()[:24]
 
 
@@ -303,9 +333,9 @@ def prepare_faces(samples: list[Sample], spec: PreprocessSpec, issues: DataIssue
     """
     detector_path = Path(detector_path) if detector_path else None
     cache_file = Path(cache_dir) / f"faces-{_cache_key(samples, spec, detector_path)}.npz" if cache_dir else None
-    if cache_file is not None and cache_file.is_file():
-        with np.load(cache_file, allow_pickle=False) as z:
-            crops, transforms, ok, failures = z["crops"], z["transforms"], z["ok"], list(z["failures"])
+    cached = read_face_cache(cache_file, len(samples), spec.input_size) if cache_file is not None else None
+    if cached is not None:
+        crops, transforms, ok, failures = cached
     else:
         detector = None
         if detector_path is not None:
@@ -347,6 +377,24 @@ def prepare_faces(samples: list[Sample], spec: PreprocessSpec, issues: DataIssue
         targets["landmarks"] = crop_landmarks(targets["landmarks"], transforms, spec.input_size)
     return FaceSet(name, crops, targets, [str(s.path) for s in kept], transforms,
                    [s.group for s in kept], [s.split for s in kept])
+
+
+def read_face_cache(path: Path, count: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list] | None:
+    """(crops, transforms, ok, failures) from a crop cache file; None when there is none, or when it is damaged
+    (truncated, foreign, shapes that do not fit ``count`` samples): the caller aligns again and rewrites it."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            crops, transforms, ok, failures = z["crops"], z["transforms"], z["ok"], list(z["failures"])
+    except Exception as e:  # zipfile, numpy and OS errors alike mean: not a usable cache
+        warnings.warn(f"rebuilding the damaged face cache {path} ({type(e).__name__})", stacklevel=3)
+        return None
+    if (ok.shape != (count,) or ok.dtype != bool or crops.shape != (int(ok.sum()), size, size, 3)
+            or crops.dtype != np.uint8 or transforms.shape != (len(crops), 2, 3)):
+        warnings.warn(f"rebuilding the face cache {path}: its arrays do not fit {count} samples", stacklevel=3)
+        return None
+    return crops, transforms, ok, failures
 
 
 def crop_landmarks(points: np.ndarray, transforms: np.ndarray, size: int) -> np.ndarray:

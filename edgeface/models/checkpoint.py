@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from edgeface.card import ModelCard
-from edgeface.errors import CardError, CheckpointError
+from edgeface.errors import CardError, CheckpointError, first_line
 from edgeface.fileio import atomic_path
 from edgeface.models.registry import create_model
 from edgeface.weights import resolve_model, verify_packed
@@ -41,7 +41,7 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {first_line(e)}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an edgeface checkpoint (expected format {CHECKPOINT_FORMAT})")
     return ckpt
@@ -62,8 +62,8 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelCard, dict]:
     try:
         model = build_model(card)
         model.load_state_dict(fp32_state(ckpt["model"]))
-    except (KeyError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {path} does not match its model card: {str(e).splitlines()[0]}") from e
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} does not match its model card: {first_line(e)}") from e
     return model.eval(), card, ckpt
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.card import CARD_KEY, ModelCard
-from edgeface.errors import BackendUnavailable
+from edgeface.errors import BackendUnavailable, first_line
 from edgeface.runtime.base import Runner
 
 PROVIDERS = {
@@ -52,7 +52,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=PROVIDERS[device])
         except Exception as e:  # ORT raises its own Fail / InvalidProtobuf / InvalidGraph types
-            raise ValueError(f"cannot load ONNX model {path}: {str(e).strip().splitlines()[0]}") from e
+            raise ValueError(f"cannot load ONNX model {path}: {first_line(e)}") from e
         if card is None:
             meta = self.session.get_modelmeta().custom_metadata_map
             if CARD_KEY not in meta:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.card import RT_INFO_CARD, ModelCard
-from edgeface.errors import BackendUnavailable
+from edgeface.errors import BackendUnavailable, first_line
 from edgeface.runtime.base import Runner
 
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
@@ -64,7 +64,7 @@ class OpenVinoRunner(Runner):
         try:
             model = core.read_model(str(path))
         except RuntimeError as e:
-            raise ValueError(f"cannot read OpenVINO IR {path}: {str(e).strip().splitlines()[0]}") from e
+            raise ValueError(f"cannot read OpenVINO IR {path}: {first_line(e)}") from e
         if card is None:
             if not model.has_rt_info(RT_INFO_CARD):
                 raise ValueError(f"{path} carries no edgeface card in rt_info and has no manifest beside it")
@@ -82,7 +82,7 @@ class OpenVinoRunner(Runner):
         try:
             self.compiled = core.compile_model(model, device, config)
         except RuntimeError as e:
-            raise ValueError(f"OpenVINO cannot compile {path} for {device}: {str(e).strip().splitlines()[0]}") from e
+            raise ValueError(f"OpenVINO cannot compile {path} for {device}: {first_line(e)}") from e
         self.card = card
         self.input_name = self.compiled.inputs[0].get_any_name()
         self.output_names = [_output_name(o, card.outputs) for o in self.compiled.outputs]

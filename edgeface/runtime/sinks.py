@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import OutputError
-from edgeface.fileio import PendingFile
+from edgeface.fileio import PendingFile, text_path
 from edgeface.runtime.predictor import FaceResult
 
 
@@ -45,7 +45,7 @@ class AnnotatedVideoWriter:
     """Writes frames to a temporary file beside ``path``; :meth:`close` renames it onto ``path`` if it is whole."""
 
     def __init__(self, path: str | Path, fps: float):
-        self.path = Path(path)
+        self.path = Path(text_path(path))
         if self.path.suffix.lower() not in (".mp4", ".avi", ".mov", ".mkv"):
             raise ValueError(f"output video must end in .mp4, .avi, .mov or .mkv: {self.path}")
         self._pending = PendingFile(self.path)

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgeface.errors import BackendUnavailable
+from edgeface.fileio import text_path
 
 
 def gstreamer_available() -> bool:
@@ -43,7 +44,7 @@ class SourceSpec:
 
 def parse_source(source: str | int) -> SourceSpec:
     """Camera index, RTSP/HTTP URL, GStreamer pipeline (``a ! b ! appsink``) or a video file that must exist."""
-    text = str(source).strip()
+    text = text_path(str(source).strip())
     if re.fullmatch(r"\d+", text):
         return SourceSpec("camera", int(text))
     if "!" in text:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeface.checks import check_number
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 # Flag groups in ``edgeface train --help`` order; "data" is also what ``edgeface eval`` takes.
@@ -103,6 +105,20 @@ class TrainConfig:
                                  "scale=[1,1] (repeatable)")
     progress: bool = setting(True, group="run", help="no progress output")
 
+    def __post_init__(self) -> None:
+        """Numbers in range before anything runs: a zero ``lr_step`` or an infinite label range would otherwise
+        fail only after an epoch of work (or silently train on NaN)."""
+        for name, bounds in NUMBER_BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None:
+                check_number(value, flag_name(FIELDS[name]), **bounds)
+        if self.label_range is not None:
+            if not isinstance(self.label_range, list | tuple) or len(self.label_range) != 2:
+                raise ValueError(f"--label-range must be two numbers LOW HIGH, got {self.label_range!r}")
+            low, high = (check_number(v, "--label-range") for v in self.label_range)
+            if not low < high:
+                raise ValueError(f"--label-range needs LOW < HIGH, got {low:g} {high:g}")
+
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
@@ -113,6 +129,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_COUNT = {"minimum": 1, "integer": True}
+_INDEX = {"minimum": 0, "integer": True}
+NUMBER_BOUNDS: dict[str, dict] = {  # what each numeric setting accepts (all must be finite)
+    "epochs": _COUNT, "batch_size": _COUNT, "lr_step": _COUNT, "input_size": _COUNT, "threads": _COUNT,
+    "synthetic_size": _COUNT, "warmup_epochs": _INDEX, "folds": _INDEX, "fold": _INDEX, "seed": _INDEX,
+    "max_images": _INDEX, "workers": _INDEX, "lr": {"above": 0}, "lr_gamma": {"above": 0},
+    "weight_decay": {"minimum": 0}, "lam": {"minimum": 0}, "sigma": {"above": 0},
+    "val_fraction": {"above": 0, "below": 1},
+}
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:

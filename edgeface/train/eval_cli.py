@@ -83,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
         task = training_task_from_card(card)
         issues = DataIssues(bool(args.strict))
         d = data_settings(args, saved_config(model), task.default_format)
-        samples = load_samples(d["format"], args.data, issues, task.label_space, image_col=d["image_col"],
+        samples = load_samples(d["format"], args.data, issues, task.label_space, card.task, image_col=d["image_col"],
                                label_col=d["label_col"], std_col=d["std_col"],
                                image_root=Path(d["image_root"]) if d["image_root"] else None)
         samples = subsample(samples, d["max_images"], d["seed"])

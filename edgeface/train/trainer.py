@@ -28,7 +28,16 @@ from torch import nn
 from edgeface.assets import DETECTOR
 from edgeface.data.augment import AugmentConfig, augment_crop, transform_landmarks
 from edgeface.data.datasets import DataIssues, FaceSet, load_samples, prepare_faces, split_indices, subsample
-from edgeface.fileio import cache_dir, portable_path, save_figure, sha256_file, write_json, write_text
+from edgeface.errors import TrainingDiverged
+from edgeface.fileio import (
+    cache_dir,
+    portable_path,
+    save_figure,
+    sha256_file,
+    writable_folder,
+    write_json,
+    write_text,
+)
 from edgeface.models.checkpoint import read_checkpoint, save_checkpoint, warm_start
 from edgeface.preprocess import PreprocessSpec, to_input
 from edgeface.train.config import TrainConfig
@@ -82,6 +91,15 @@ class Dist:
         if self.world > 1:
             torch.distributed.barrier()
 
+    def all_finite(self, value: float, device: torch.device) -> bool:
+        """Whether ``value`` is finite on every process (so all of them stop together, none waits forever)."""
+        finite = math.isfinite(value)
+        if self.world > 1:
+            flag = torch.tensor([float(finite)], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+            finite = bool(flag.item())
+        return finite
+
 
 def _init_distributed(device: torch.device) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -106,7 +124,7 @@ def load_faces(cfg: TrainConfig, task: TrainingTask, spec: PreprocessSpec, dist:
     if cfg.data is None:
         return task.synthetic_faces(cfg.synthetic_size, spec, cfg.seed)
     issues = DataIssues(cfg.strict)
-    samples = load_samples(cfg.format, cfg.data, issues, task.label_space, image_col=cfg.image_col,
+    samples = load_samples(cfg.format, cfg.data, issues, task.label_space, task.name, image_col=cfg.image_col,
                            label_col=cfg.label_col, std_col=cfg.std_col,
                            image_root=Path(cfg.image_root) if cfg.image_root else None)
     samples = subsample(samples, cfg.max_images, cfg.seed)
@@ -185,7 +203,7 @@ def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
     if device.type == "cuda" and dist.world > 1:
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
-    out = Path(cfg.out)
+    out = writable_folder(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     if cfg.resume and not last_path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint to resume at {last_path}")
@@ -266,19 +284,24 @@ def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 outputs = train_forward(x)
             loss, parts = task.loss(outputs, targets)
+            loss_value = float(loss.detach())
+            if not dist.all_finite(loss_value, device):  # before the step: the weights stay the last finite ones
+                raise diverged(f"the training loss is {loss_value} at epoch {epoch + 1}", epoch, out)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             n = x.shape[0]
             seen += n
-            for key, value in {"loss": float(loss.detach()), **parts}.items():
+            for key, value in {"loss": loss_value, **parts}.items():
                 sums[key] = sums.get(key, 0.0) + value * n
             bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}")
         train_parts = _reduce_means(sums, seen, dist, device)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         hook_values = task.on_epoch_end(epoch, train_parts)
+        if not all(torch.isfinite(p).all() for p in model.parameters()):  # identical on every rank under DDP
+            raise diverged(f"the weights are not finite after epoch {epoch + 1}", epoch, out)
 
         if dist.main:
             model.eval()
@@ -319,6 +342,14 @@ def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
                   f"{best_value:.4f} -> {best_path}", flush=True)
     dist.barrier()
     return best_path
+
+
+def diverged(what: str, epoch: int, out: Path) -> TrainingDiverged:
+    """The error that stops a run whose loss or weights left the finite numbers; nothing of this epoch is saved, so
+    last.pt / best.pt keep the last finite epoch."""
+    kept = f"{out / 'last.pt'} keeps epoch {epoch}, the last finite one" if epoch else "nothing was saved"
+    return TrainingDiverged(f"training stopped: {what}; {kept} (look for extreme labels or landmarks in the data, "
+                            f"or lower --lr)")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
