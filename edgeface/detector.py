@@ -74,8 +74,11 @@ class FaceDetector:
         if image_bgr is None or image_bgr.ndim != 3 or image_bgr.size == 0:
             raise ValueError("expected an HxWx3 BGR image")
         h, w = image_bgr.shape[:2]
-        scale = min(self.scale, math.sqrt(MAX_DETECT_PIXELS / (w * h)))
-        small_w, small_h = max(1, round(w * scale)), max(1, round(h * scale))
+        cap = math.sqrt(MAX_DETECT_PIXELS / (w * h))
+        if cap < self.scale:  # rounded down: the cap holds exactly
+            small_w, small_h = max(1, int(w * cap)), max(1, int(h * cap))
+        else:
+            small_w, small_h = max(1, round(w * self.scale)), max(1, round(h * self.scale))
         image = image_bgr
         if (small_w, small_h) != (w, h):
             image = cv2.resize(image_bgr, (small_w, small_h), interpolation=cv2.INTER_AREA)

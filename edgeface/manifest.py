@@ -118,9 +118,6 @@ def validate_manifest(manifest: dict, where: str = "manifest") -> dict:
         spec = target(name)
         if not isinstance(entry, dict):
             raise ValueError(f"{where}: artifact {name!r} must be an object, got a {type(entry).__name__}")
-        if entry.get("format") != spec.format:
-            raise ValueError(f"{where}: artifact {name!r} has format {entry.get('format')!r}, expected "
-                             f"{spec.format!r}")
         if entry.get("status") not in STATUSES:
             raise ValueError(f"{where}: artifact {name!r} has status {entry.get('status')!r}")
         if entry.get("status") == "ok" and not entry.get("file"):
@@ -129,6 +126,9 @@ def validate_manifest(manifest: dict, where: str = "manifest") -> dict:
         if entry.get("file") is not None and not all(_bare_name(n) for n in names):
             raise ArtifactError(f"{where}: artifact {name!r} names {names!r}: a manifest may name only files in its "
                                 "own folder; convert again")
+        if entry.get("format") != spec.format:
+            raise ValueError(f"{where}: artifact {name!r} has format {entry.get('format')!r}, expected "
+                             f"{spec.format!r}")
     return manifest
 
 

@@ -222,7 +222,7 @@ def _csv_columns(path: Path, image_col: str) -> tuple[list[str], bool]:
     with open_text(path) as f:
         header = [c.strip() for c in next(csv.reader(f), [])]
     if image_col not in header:
-        raise DataError(f"{path}: no {image_col!r} column (columns: {', '.join(header)})")
+        raise DataError(f"{path}: no {image_col!r} column (columns: {', '.join(map(repr, header))})")
     names = [c for c in header if c not in (image_col, "partition") and c not in LANDMARK_COLUMNS]
     if not names:
         raise DataError(f"{path}: no attribute columns")

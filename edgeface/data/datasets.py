@@ -137,7 +137,7 @@ def read_csv(path: Path, issues: DataIssues, image_col: str = "image", label_col
         std_col = std_col or ("label_std" if "label_std" in columns else None)
         for col in (image_col, label_col, std_col):
             if col is not None and col not in columns:
-                raise DataError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
+                raise DataError(f"{path}: no column {col!r} (columns: {', '.join(map(repr, columns))})")
         samples = []
         for line, row in enumerate(reader, start=2):
             where = f"{path}:{line}"
@@ -265,8 +265,8 @@ def load_samples(fmt: str, data: str | Path, issues: DataIssues, label_space: La
         raise DataError(f"no usable samples in {path} (format {fmt})")
     if task in TASK_TARGETS and TASK_TARGETS[task] not in samples[0].targets:
         readers = ", ".join(f for f in READERS if f != fmt)
-        raise DataError(f"--format {fmt} reads {', '.join(samples[0].targets)} targets, not the "
-                        f"{TASK_TARGETS[task]} a {task} model needs (formats: {readers})")
+        raise DataError(f"--format {fmt} reads {', '.join(samples[0].targets)} targets; a model for {task} needs "
+                        f"{TASK_TARGETS[task]} (formats: {readers})")
     return samples
 
 
