@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ import traceback
 from edgeface import __version__
 from edgeface.errors import UserError, first_line
 from edgeface.fileio import text_path
+from edgeface.log import setup_logging
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeface.zoo", "list the model zoo: parameters, MACs, size vs the VGG-16 baseline"),
@@ -62,21 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    log = setup_logging(debug=os.environ.get("EDGEFACE_DEBUG") == "1")
     try:
         parser = build_parser()
     except ModuleNotFoundError as e:  # the commands' modules import cv2: say what to install, not a traceback
         if e.name != "cv2":
             raise
-        print(f"edgeface: error: {OPENCV_MISSING}", file=sys.stderr)
+        log.error("edgeface: error: %s", OPENCV_MISSING)
         return 2
     args = parser.parse_args(argv)
+    if args.debug:
+        log.setLevel(logging.DEBUG)
     try:
         check_text_arguments(args)
         code = int(args._main(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
         return code
     except KeyboardInterrupt:
-        print("edgeface: interrupted", file=sys.stderr)
+        log.error("edgeface: interrupted")
         return 130
     except BrokenPipeError:
         return quiet_broken_pipe()
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         message = first_line(e)
-        print(f"edgeface {args.command}: error: {message}", file=sys.stderr)
+        log.error("edgeface %s: error: %s", args.command, message)
         return 2
 
 

@@ -14,6 +14,8 @@ such a photo are still above 60 px.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,23 @@ def detection_scale(min_face: int, smallest: int = YUNET_MIN_FACE) -> float:
     return min(1.0, smallest / min_face)
 
 
+@contextmanager
+def opencv_errors_only() -> Iterator[None]:
+    """OpenCV's own log at ERROR for the duration: OpenCV 5's new DNN engine warns "setPreferableTarget: Targets
+    are not supported" whenever FaceDetectorYN is created (it always sets a target), on every run and with any
+    backend / target pair, so creation is done with its warnings off and the previous level restored."""
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None or not hasattr(log, "getLogLevel"):
+        yield
+        return
+    previous = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        log.setLogLevel(previous)
+
+
 class FaceDetector:
     """YuNet for any frame size, with a minimum face size and a score threshold (the shipped YuNet unless
     ``model_path`` names another).
@@ -62,7 +81,9 @@ class FaceDetector:
         if not path.is_file():
             raise FileNotFoundError(f"face detector model not found: {path}")
         try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
+            with opencv_errors_only():
+                self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold,
+                                                      top_k)
         except cv2.error as e:
             raise ValueError(f"cannot load face detector {path}: {str(e).strip().splitlines()[-1]}") from e
         self.min_face = min_face

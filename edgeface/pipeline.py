@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import sys
+import logging
 import time
 from pathlib import Path
 
 from edgeface.bench.bench import _int_list, _threads_list
 from edgeface.bench.jobs import BASELINE, CPU_BACKENDS
+from edgeface.progress import add_progress_argument
 
 MODELS = ("tinyagenet", "thinagenet")
+log = logging.getLogger(__name__)
 SEGMENT_FRAMES = 16  # per set of sample faces on screen (3 sets)
 
 
@@ -73,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=int, default=2, help="parallel requests in throughput mode (default 2)")
     parser.add_argument("--no-baseline", action="store_true", help=f"skip the {BASELINE} baseline")
     parser.add_argument("--no-video", action="store_true", help="skip the video runtime step")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(parser)
     g = parser.add_argument_group("--train: the full train-to-engine path instead of the shipped weights")
     g.add_argument("--train", action="store_true", help="train the models briefly first (SYNTHETIC data unless --data)")
     g.add_argument("--data", help="aligned UTKFace-style face chips to train on and gate with")
@@ -87,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _step(n: int, total: int, text: str, t0: float) -> None:
-    print(f"[{n}/{total}] {text} (t+{time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
+    log.info("[%d/%d] %s (t+%.0fs)", n, total, text, time.perf_counter() - t0)
 
 
 def _names(text: str) -> list[str]:
@@ -130,11 +132,11 @@ def _train(args: argparse.Namespace, total: int, t0: float) -> tuple[dict[str, P
                           epochs=args.epochs, batch_size=args.batch_size, lr_step=max(args.epochs, 1),
                           synthetic_size=args.synthetic_size, max_images=args.max_images if args.data else 0,
                           out=str(out / "train" / model), cache_dir=str(out / "cache"), workers=0, threads=2,
-                          progress=not args.no_progress)
+                          progress=args.progress)
         checkpoints[model] = train_model(cfg)
     options = ConvertOptions(eval_images=args.eval_images, calib_images=args.eval_images,
                              min_calib_faces=min(100, args.eval_images), cache_dir=str(out / "cache"),
-                             allow_drift=True, progress=not args.no_progress)
+                             allow_drift=True, progress=args.progress)
     return checkpoints, heldout, options
 
 
@@ -152,12 +154,12 @@ def _shipped(args: argparse.Namespace, total: int, t0: float) -> tuple[dict[str,
         entry = index.get(name)
         if entry:
             mae = entry["metrics"].get("mae")
-            print(f"    {name}: {entry['model']} {entry['task']}, {entry['input_size']} px, "
-                  + (f"validation MAE {mae:.2f} years, " if mae is not None else "")
-                  + f"trained on {entry['data']} ({entry['data_terms']})", file=sys.stderr)
-    print(f"    INT8 calibration and drift gate on the {len(sample_faces())} shipped sample faces "
-          f"({FACE_LABELS.parent}); the gate compares each artifact with PyTorch on these faces", file=sys.stderr)
-    options = sample_face_options(cache_dir=str(args.out / "cache"), allow_drift=True, progress=not args.no_progress)
+            log.info(f"    {name}: {entry['model']} {entry['task']}, {entry['input_size']} px, "
+                     + (f"validation MAE {mae:.2f} years, " if mae is not None else "")
+                     + f"trained on {entry['data']} ({entry['data_terms']})")
+    log.info(f"    INT8 calibration and drift gate on the {len(sample_faces())} shipped sample faces "
+             f"({FACE_LABELS.parent}); the gate compares each artifact with PyTorch on these faces")
+    options = sample_face_options(cache_dir=str(args.out / "cache"), allow_drift=True, progress=args.progress)
     return checkpoints, FACE_LABELS, options
 
 
@@ -174,7 +176,7 @@ def main(args: argparse.Namespace) -> int:
     _check(args)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    progress = not args.no_progress
+    progress = args.progress
     t0 = time.perf_counter()
     total = 5 if args.no_video else 6
     checkpoints, data, options = (_train if args.train else _shipped)(args, total, t0)
@@ -195,10 +197,10 @@ def main(args: argparse.Namespace) -> int:
     size = load_manifest(folders[0])["card"]["preprocess"]["input_size"]
     if not args.no_baseline:
         targets = baseline_targets_at(size, ["onnx", "openvino"])
-        print(f"    {BASELINE} baseline: untrained weights (timing and size only) at {size} px"
-              + ("" if size == 224 else " like the models here (the paper's is 224 px)")
-              + (", FP32 targets" if targets else ", PyTorch only (its 7x7 adaptive pooling does not export to "
-                 f"ONNX from a {size // 32}x{size // 32} feature map)"), file=sys.stderr)
+        log.info(f"    {BASELINE} baseline: untrained weights (timing and size only) at {size} px"
+                 + ("" if size == 224 else " like the models here (the paper's is 224 px)")
+                 + (", FP32 targets" if targets else ", PyTorch only (its 7x7 adaptive pooling does not export to "
+                    f"ONNX from a {size // 32}x{size // 32} feature map)"))
         folders += export_models([BASELINE], targets, out / "models", size)
 
     backends = [b for b in (*CPU_BACKENDS, "tensorrt") if b in available_backends()]
@@ -227,8 +229,12 @@ def main(args: argparse.Namespace) -> int:
     print(claims)
     _step(total, total, f"done in {time.perf_counter() - t0:.0f} s", t0)
     if breaches:
-        print("drift gate breaches (recorded in the manifests):\n  " + "\n  ".join(breaches), file=sys.stderr)
-    print("outputs:\n" + "\n".join(f"  {what:18s} {path}" for what, path in outputs.items()), file=sys.stderr)
+        log.info("drift gate breaches (recorded in the manifests):")
+        for breach in breaches:
+            log.info(f"  {breach}")
+    log.info("outputs:")
+    for what, path in outputs.items():
+        log.info(f"  {what:18s} {path}")
     return 0
 
 
@@ -261,8 +267,8 @@ def run_video(args: argparse.Namespace, folder: Path, models: Path) -> dict[str,
         target = ["--target", args.video_target] if built else []
     annotated, jsonl = folder / "annotated.mp4", folder / "faces.jsonl"
     argv = ["run", str(clip), "--models", *chosen, "--out", str(annotated), "--jsonl", str(jsonl), *target,
-            "--threads", "2"]
-    print(f"    edgeface {' '.join(argv)}", file=sys.stderr)
+            "--threads", "2", *([] if args.progress else ["--no-progress"])]
+    log.info(f"    edgeface {' '.join(argv)}")
     run_args = build_parser().parse_args(argv)
     code = run_args._main(run_args)
     if code:

@@ -178,6 +178,11 @@ def test_cli_rejects_unknown_inputs(tmp_path):
         parser.parse_args(["x", "--batch", "0"])
     with pytest.raises(SystemExit):
         parser.parse_args(["x", "--output", "r.json"])
+    for words, message in ((["--backends", "onnxruntime,tensor-rt"], "unknown backend tensor-rt"),
+                           (["--targets", "onnx,trt-fp8"], "unknown target 'trt-fp8'")):
+        with pytest.raises(ValueError, match=message):  # before any model is converted or measured
+            bench.main(parser.parse_args(["tinyagenet", *words, "--out", str(tmp_path / "r.json")]))
+    assert not (tmp_path / "r.json").exists()
 
 
 @pytest.mark.skipif("not __import__('shutil').which('nvidia-smi')", reason="no NVIDIA GPU here: the CUDA "

@@ -116,3 +116,71 @@ def test_missing_opencv_is_one_line_naming_the_fix(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert "--system-site-packages" in run.stderr and "edgeface[opencv]" in run.stderr
+
+
+LONG_COMMANDS = {  # every long command and the words it needs to parse
+    "train": [], "eval": ["m.pt", "--data", "d"], "bench": ["tinyagenet"], "convert": ["m.pt", "--to", "onnx"],
+    "run": ["v.mp4", "--models", "tinyagenet"], "register": ["folder", "model.fp16.engine"], "pipeline": [],
+    **{f"experiment {name}": words for name, words in {
+        "train-age": ["--data-dir", "d", "--detector", "y.onnx"], "train-attributes": ["--data", "d"],
+        "runtime-fps": ["--data", "d", "--detector", "y.onnx"], "soak": ["--data", "d", "--detector", "y.onnx"],
+        "alignment-vs-boxcrop": ["m.pt", "--data", "d", "--detector", "y.onnx"], "age-sweep": ["tinyagenet:64",
+        "--data", "d"], "attractiveness-cv": ["--init", "a.pt", "--data", "d"], "sample-faces": []}.items()},
+}
+
+
+@pytest.mark.parametrize("command", sorted(LONG_COMMANDS))
+def test_every_long_command_takes_no_progress(command):
+    parser = build_parser()
+    words = [*command.split(), *LONG_COMMANDS[command]]
+    assert parser.parse_args(words).progress in (True, None)  # None: train's config keeps its recipe's value
+    assert parser.parse_args([*words, "--no-progress"]).progress is False
+
+
+def test_experiment_list_is_covered():
+    from edgeface.bench.experiments import EXPERIMENTS
+
+    assert {f"experiment {name}" for name in EXPERIMENTS} <= set(LONG_COMMANDS)
+
+
+def test_progress_is_drawn_only_on_a_terminal(monkeypatch):
+    import io
+
+    from edgeface.progress import QuietBar, progress
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # a log file, a CI transcript
+    bar = progress([1, 2, 3], "work")
+    assert isinstance(bar, QuietBar) and list(bar) == [1, 2, 3]
+    counted = progress(None, "frames", total=3)
+    counted.update(1)
+    counted.set_postfix_str("x")
+    counted.close()
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    pytest.importorskip("tqdm")
+    assert list(progress([1, 2], "work")) == [1, 2] and "work" in terminal.getvalue()
+    assert isinstance(progress([1], "work", enabled=False), QuietBar)
+
+
+def test_warnings_and_messages_are_one_line_without_source(tmp_path):
+    """A warning (the project's or a library's) prints as one `warning:` line: no file, line number or code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "warns.py"
+    script.write_text("import logging, warnings\n"
+                      "from edgeface.log import setup_logging\n"
+                      "setup_logging()\n"
+                      "warnings.warn('first line\\nsecond line', UserWarning)\n"
+                      "logging.getLogger('edgeface.x').info('wrote\\n  out.json')\n"
+                      "logging.getLogger('edgeface.x').debug('not shown without --debug')\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": ""})
+    assert run.returncode == 0
+    assert run.stderr.splitlines() == ["warning: first line", "wrote; out.json"]

@@ -153,3 +153,22 @@ def test_eval_cli_errors_exit_2(checkpoint, utk_folder, tmp_path, capsys):
     assert cli_main(["eval", str(tmp_path / "convert_out"), "--target", "onnx", "--data", str(utk_folder),
                      "--aligned"]) == 2
     assert "edgeface eval: error:" in capsys.readouterr().err
+
+
+def test_eval_options_are_checked_before_the_evaluation(checkpoint, tmp_path, capsys):
+    """--plot on an age model is refused before any face is read: an empty data folder would otherwise be the
+    error. Bad output paths and batch sizes are refused before the model is opened."""
+    empty = tmp_path / "no-faces"
+    empty.mkdir()
+    assert cli_main(["eval", str(checkpoint), "--data", str(empty), "--aligned", "--plot",
+                     str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--plot is not available for the age task" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.png").exists()
+    for flags, message in ((["--plot", str(tmp_path / "m.jpg")], "expected a .png file"),
+                           (["--predictions", str(tmp_path / "missing" / "p.csv")], "does not exist"),
+                           (["--batch-size", "0"], "--batch-size must be at least 1")):
+        assert cli_main(["eval", str(checkpoint), "--data", str(empty), "--aligned", *flags]) == 2
+        assert message in capsys.readouterr().err
+    assert cli_main(["eval", str(checkpoint), "--data", str(tmp_path / "nowhere"), "--aligned"]) == 2
+    assert "--data" in capsys.readouterr().err

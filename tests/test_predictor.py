@@ -135,3 +135,17 @@ def test_readme_opencv_example_runs(workdir, capsys):
     exec(compile(code, "README example", "exec"), {})
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("frame")]
     assert len(lines) == 4 and all("3 faces" in line for line in lines)
+
+
+def test_detector_creation_prints_no_opencv_warning(capfd):
+    """OpenCV 5 warns about setPreferableTarget whenever YuNet is created; edgeface silences it at that call and
+    leaves OpenCV's log level as it was."""
+    from edgeface.detector import FaceDetector
+
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    before = log.getLogLevel() if log is not None else None
+    FaceDetector()
+    FaceDetector(min_face=48)
+    assert "setPreferableTarget" not in capfd.readouterr().err
+    if log is not None:
+        assert log.getLogLevel() == before

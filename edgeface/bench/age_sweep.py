@@ -53,7 +53,7 @@ def train_run(spec: dict, args: argparse.Namespace) -> Path:
     cfg = load_config("utkface_cpu", {
         "model": spec["model"], "input_size": spec["size"], "epochs": args.epochs, "schedule": "cosine",
         "warmup_epochs": 1, "init": spec["init"], "data": str(args.data), "out": str(out),
-        "resume": (out / "last.pt").is_file(), "threads": args.threads, "workers": 0, "progress": not args.no_progress})
+        "resume": (out / "last.pt").is_file(), "threads": args.threads, "workers": 0, "progress": args.progress})
     train_model(cfg)
     return out
 
@@ -199,7 +199,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/age_sweep"), help="run folders (reused, resumed)")
     parser.add_argument("--only", action="store_true", help="train the given specs and stop (no measurement)")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per artifact (over 10 rounds)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress output")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line
+from edgeface.progress import progress as progress_bar
 
 RESULT_NAME = "alignment_vs_boxcrop"
 
@@ -53,10 +54,8 @@ def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def measure(runner, detector, chips, val: np.ndarray, roll: float, seed: int) -> dict:
+def measure(runner, detector, chips, val: np.ndarray, roll: float, seed: int, progress: bool = True) -> dict:
     """Aligned vs box crops of the held-out faces, each image first rolled by a seeded angle in +-roll degrees."""
-    from tqdm import tqdm
-
     from edgeface.deepstream_probe import box_crop
     from edgeface.faces import read_image
     from edgeface.preprocess import align_face
@@ -65,7 +64,8 @@ def measure(runner, detector, chips, val: np.ndarray, roll: float, seed: int) ->
     spec = runner.card.preprocess
     angles = np.random.default_rng(seed).uniform(-roll, roll, len(val)) if roll else np.zeros(len(val))
     aligned, boxed, kept = [], [], []
-    for i, angle in tqdm(list(zip(val, angles, strict=True)), desc=f"detect + crop, roll {roll:g}", unit="img"):
+    for i, angle in progress_bar(list(zip(val, angles, strict=True)), f"detect + crop, roll {roll:g}", progress,
+                                 unit="img"):
         image = read_image(chips.paths[i])
         image = rotate(image, float(angle)) if angle else image
         faces = detector.detect(image)
@@ -107,11 +107,11 @@ def main(args: argparse.Namespace) -> int:
     spec = card.preprocess
     issues = DataIssues()
     chips = prepare_faces(load_samples("utkface", args.data, issues, label_space=card.label_space), spec, issues,
-                          "utkface", progress=True)
+                          "utkface", progress=args.progress)
     _, val = split_indices(chips, args.val_fraction, args.seed)
     if args.limit:
         val = val[: args.limit]
-    conditions = [measure(runner, detector, chips, val, roll, args.seed) for roll in args.roll]
+    conditions = [measure(runner, detector, chips, val, roll, args.seed, args.progress) for roll in args.roll]
     runner.deactivate()
     report = {
         "benchmark": RESULT_NAME,

@@ -9,6 +9,7 @@ that produced them (also printed).
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 import tempfile
@@ -16,6 +17,9 @@ from pathlib import Path
 
 from edgeface.bench.jobs import BASELINE, BASELINE_TARGETS, CPU_BACKENDS, DEFAULT_TARGETS
 from edgeface.checks import number_type
+from edgeface.progress import add_progress_argument
+
+log = logging.getLogger(__name__)
 
 
 def _int_list(text: str) -> list[int]:
@@ -72,6 +76,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure convert-folder artifacts that no longer match their manifest's sha256")
     parser.add_argument("--in-process", action="store_true", help="measure in this process (peak RSS then spans all)")
     parser.add_argument("--out", type=Path, help="result JSON (default: benchmarks/results/<device>.json)")
+    add_progress_argument(parser)
+
+
+def check_names(backends: list[str], targets: list[str]) -> None:
+    """Unknown backend or target names are refused before anything is converted or measured."""
+    from edgeface.runtime.base import available_backends
+    from edgeface.targets import target
+
+    known = available_backends()
+    unknown = [b for b in backends if b not in known]
+    if unknown:
+        raise ValueError(f"unknown backend {', '.join(unknown)}; known: {', '.join(known)}")
+    for name in targets:
+        target(name)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -81,6 +99,7 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.fileio import write_json, write_text
     from edgeface.manifest import verify_location
 
+    check_names(_names(args.backends), _names(args.targets) + _names(args.baseline_targets))
     settings = {"batches": args.batch, "duration_s": args.duration, "warmup_s": args.warmup,
                 "rounds": args.rounds, "round_s": args.round_duration,
                 "streams": args.streams, "backends": args.backends.split(","), "device": args.device}
@@ -94,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
             for job in jobs:
                 if job.get("status", "ok") == "ok":
                     verify_location(job["artifact"])
-        document = run_benchmark(jobs, settings, isolate=not args.in_process)
+        document = run_benchmark(jobs, settings, isolate=not args.in_process, progress=args.progress)
     document["command"] = command_line(sys.argv)
     out = args.out or Path("benchmarks/results") / f"{document['device']}.json"
     parts = [f"Command: `{document['command']}`", "", markdown_table(document)]
@@ -105,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
     write_json(out, document)
     write_text(out.with_suffix(".md"), text)
     print(text)
-    print(f"wrote {out} and {out.with_suffix('.md').name}", file=sys.stderr)
+    log.info("wrote %s and %s", out, out.with_suffix(".md").name)
     return 0
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgeface.cli import add_debug_argument
 from edgeface.fileio import portable_path
+from edgeface.progress import add_progress_argument
 
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "train-age": ("edgeface.bench.train_age", "TinyAgeNet / ThinAgeNet on UTKFace and attractiveness on 3DSK"),
@@ -37,7 +38,7 @@ RESULTS = Path("benchmarks/results")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # real face data and models beside the checkout
 YUNET = "models/yunet_s_640_640.onnx"  # paths under SHARED the experiments default to
 UTKFACE_CHIPS = "data/utkface-dev/images"
-NOT_SETTINGS = ("command", "experiment", "debug")  # parser bookkeeping, not an experiment's settings
+NOT_SETTINGS = ("command", "experiment", "debug", "progress")  # how it ran, not an experiment's settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=module.__doc__.split("\n\n")[0])
         module.add_arguments(cmd)
+        add_progress_argument(cmd)
         add_debug_argument(cmd)
         cmd.set_defaults(_experiment=module.main)
 

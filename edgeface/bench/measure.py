@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import multiprocessing
 import os
 import resource
-import sys
 import time
 
 import numpy as np
@@ -22,6 +22,8 @@ from edgeface.bench import fingerprint as fp_mod
 from edgeface.bench.schema import RESULT_FORMAT, validate_result
 from edgeface.bench.timing import concurrent_throughput, latency_stats, time_calls, warm_up
 from edgeface.fileio import portable_path
+
+log = logging.getLogger(__name__)
 
 BACKEND_MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 
@@ -188,14 +190,14 @@ def run_benchmark(jobs: list[dict], settings: dict, isolate: bool = True, progre
     less time; ``reference`` adds benchmark_app to the rounds of OpenVINO IR rows where the wheel ships it."""
     if not measured_apart and not settings.get("rounds"):
         raise ValueError("measuring only in interleaved rounds needs rounds > 0")
-    from tqdm import tqdm
+    from edgeface.progress import progress as progress_bar
 
     fingerprint = fp_mod.fingerprint()
     warnings = fp_mod.preflight_warnings(fingerprint)
     for w in warnings:
-        print(f"edgeface bench: warning: {w}", file=sys.stderr)
+        log.warning("edgeface bench: warning: %s", w)
     rows = []
-    bar = tqdm(jobs, desc=label, unit="config", disable=not progress, file=sys.stderr)
+    bar = progress_bar(jobs, label, progress, unit="config")
     for job in bar:
         bar.set_postfix_str(f"{job['model']} {job['target']} {job['backend']} t={job['threads']}")
         if job["status"] != "ok":
@@ -224,7 +226,7 @@ def run_benchmark(jobs: list[dict], settings: dict, isolate: bool = True, progre
     if settings.get("rounds"):
         from edgeface.bench.interleaved import benchmark_app_available, measure_interleaved, run_benchmark_app
 
-        print(f"edgeface bench: batch-1 latency in {settings['rounds']} interleaved rounds", file=sys.stderr)
+        log.info("edgeface bench: batch-1 latency in %d interleaved rounds", settings["rounds"])
         app = run_benchmark_app if reference and benchmark_app_available() else None
         measured = measure_interleaved(jobs, settings["rounds"], settings["round_s"], settings["warmup_s"], app)
         for i, entry in measured.items():

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line, settings
+from edgeface.progress import progress as progress_bar
 
 CONFIGS = ("per-frame", "per-track", "per-track-full-frame", "per-track-default-threads")
 BASE, NEW = CONFIGS[:2]
@@ -231,8 +232,6 @@ def accuracy_check(args: argparse.Namespace, work: Path) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from edgeface.bench.fingerprint import fingerprint, preflight_warnings
     from edgeface.bench.synthetic_video import moving_faces_video
     from edgeface.faces import image_files
@@ -254,7 +253,7 @@ def main(args: argparse.Namespace) -> int:
         video = work / f"faces{args.faces}.mp4"
         length = max(args.frames, int(args.live_fps * args.live_seconds)) + 10
         moving_faces_video(video, chips, length, size=(640, 480), face_size=128, fps=args.live_fps, laps=1.0)
-        for name in tqdm(args.models, desc="runtime fps"):
+        for name in progress_bar(args.models, "runtime fps", args.progress):
             try:
                 model = build_model(name, args.target, args.data, work, args.input_size)
                 rows.append({"status": "ok", **measure_model(name, model, video, args, cv2_default_threads)})

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line, settings
+from edgeface.progress import progress as progress_bar
 
 
 def rss_mib() -> float:
@@ -39,8 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from edgeface.bench.fingerprint import fingerprint
     from edgeface.bench.jobs import fresh_checkpoint
     from edgeface.bench.synthetic_video import moving_faces_video
@@ -68,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
             source = VideoSource(str(video), loop=True)
             writer, jsonl = AnnotatedVideoWriter(work / "out.mp4", source.fps), JsonlWriter(work / "out.jsonl")
             pipeline = VideoPipeline(source, predictor, IoUTracker(predictor.cards), max_frames=args.frames)
-            bar = tqdm(total=args.frames, desc="soak", mininterval=5)
+            bar = progress_bar(None, "soak", args.progress, total=args.frames, mininterval=5)
 
             def on_frame(index: int, frame: np.ndarray, results: list) -> None:
                 jsonl.write(frame_record(index, source.fps, results))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from edgeface.assets import DETECTOR
+from edgeface.progress import add_progress_argument
 from edgeface.targets import TARGETS
 
 
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", help="cache root: faces/, calibration/ and tensorrt/ under it (default "
                    "$EDGEFACE_CACHE, else $XDG_CACHE_HOME/edgeface, else ~/.cache/edgeface)")
     g.add_argument("--threads", type=int, default=2, help="CPU threads for export and evaluation")
-    g.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_argument(g)
 
 
 def main(args: argparse.Namespace) -> int:

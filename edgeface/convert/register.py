@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_EXPECTATION, ModelCard
+from edgeface.progress import add_progress_argument
 from edgeface.targets import TARGETS
 
 
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MAE gates vs the FP32 ONNX graph (default 0.02 0.15)")
     parser.add_argument("--gate-accuracy", type=float, help="attribute mean-accuracy gate in points (default 0.5)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the ONNX reference")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_argument(parser)
 
 
 def target_for(engine: Path, name: str | None) -> str:

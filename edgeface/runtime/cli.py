@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeface.errors import OutputError
+from edgeface.progress import add_progress_argument, progress
 
 if TYPE_CHECKING:
     from edgeface.runtime.predictor import FaceResult
 
 SUMMARY_TRACKS = 10  # longest tracks printed at the end
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hwaccel", metavar="DEVICE",
                         help="decode on an FFmpeg hardware device (cuda, vaapi, qsv, videotoolbox, d3d11va ...; "
                              "PyAV only); software decoding where the device or the codec's decoder is missing")
+    add_progress_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -93,6 +96,9 @@ def main(args: argparse.Namespace) -> int:
         video = AnnotatedVideoWriter(args.out, source.fps) if args.out else None
         jsonl = JsonlWriter(args.jsonl) if args.jsonl else None
         show = args.show
+        frames = source.frame_count
+        bar = progress(None, "frames", args.progress, unit="frame",
+                       total=min(frames, args.max_frames or frames) if frames else args.max_frames)
         tracks: dict[int, tuple[int, FaceResult]] = {}  # track id -> (frames seen, latest fused values)
 
         def on_frame(index, frame, results) -> bool:
@@ -106,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
                 draw_results(frame, results)
             if video is not None:
                 video.write(frame)
+            bar.update(1)
             if show:
                 import cv2
 
@@ -121,6 +128,7 @@ def main(args: argparse.Namespace) -> int:
             stats = pipeline.run(on_frame)
             committed = True
         finally:
+            bar.close()
             close_sinks([video, jsonl], committed)
     models = ", ".join(f"{m.card.model}/{m.card.task}: {describe_artifact(m.runner.path, m.runner.backend)}"
                        for m in predictor.models)
@@ -137,7 +145,7 @@ def main(args: argparse.Namespace) -> int:
     if jsonl is not None:
         print(f"wrote {jsonl.path} ({jsonl.lines} lines)" if jsonl.lines else "no frames: no JSON lines written")
     if stats.frames == 0:
-        print("edgeface run: error: the source gave no decodable frame", file=sys.stderr)
+        log.error("edgeface run: error: the source gave no decodable frame")
         return 1
     if stats.interrupted:
         print(f"edgeface run: interrupted after {stats.frames} frame(s); the outputs hold them", file=sys.stderr)

@@ -198,6 +198,14 @@ class VideoSource:
                 return
             failures = 0
 
+    @property
+    def frame_count(self) -> int | None:
+        """Frames in a video file (None for cameras and streams, or where the container does not say)."""
+        if self.spec.kind != "file" or self._capture is None:
+            return None
+        total = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        return total if total > 0 else None
+
     def _seek_past_damage(self) -> bool:
         """After a file read failed before the file's end: jump 1, 2, 4 ... frames ahead of where it failed,
         counting the frames jumped; False at the end of the file (what was left counts as lost)."""

@@ -245,6 +245,7 @@ class AttributeTask(TrainingTask):
     name = "attributes"
     mode = "max"
     default_format = "celeba"
+    plots_metrics = True
 
     def __init__(self, attributes: list[str] | tuple[str, ...], dynamic_weights: bool = True,
                  adaptive_thresholds: bool = True, landmarks: bool = True, landmark_weight: float = 1.0,

@@ -7,9 +7,11 @@ then the flags given here; the flags are derived from :class:`edgeface.train.con
 from __future__ import annotations
 
 import argparse
+import logging
 
 from edgeface.train.config import CONFIG_DIR, GROUPS, add_config_arguments, config_overrides
 
+log = logging.getLogger(__name__)
 SWITCHES = ("dynamic_weights", "adaptive_thresholds", "landmarks")  # attribute task_options with a --no-* flag
 
 
@@ -45,8 +47,8 @@ def main(args: argparse.Namespace) -> int:
     overrides["task_options"] = {**(overrides["task_options"] or {}), **task_options} or None
     config = load_config(config_name, overrides)
     if config.data is None:
-        print(f"edgeface train: no --data given: training on the built-in SYNTHETIC set "
-              f"({config.synthetic_size} generated face-like pictures, not real faces)")
+        log.warning(f"edgeface train: warning: no --data given: training on the built-in SYNTHETIC set "
+                    f"({config.synthetic_size} generated face-like pictures, not real faces)")
     best = train_model(config)
     print(f"best checkpoint: {best}")
     return 0

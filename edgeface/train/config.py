@@ -103,7 +103,8 @@ class TrainConfig:
     augment: dict = setting(default_factory=dict, group="optimisation",
                             help="augmentation setting KEY=VALUE over the recipe's, e.g. rotation=0 or "
                                  "scale=[1,1] (repeatable)")
-    progress: bool = setting(True, group="run", help="no progress output")
+    progress: bool = setting(True, group="run", help="no progress bars (they are drawn only when stderr is a "
+                                                           "terminal anyway) and no per-epoch lines")
 
     def __post_init__(self) -> None:
         """Numbers in range before anything runs: a zero ``lr_step`` or an infinite label range would otherwise

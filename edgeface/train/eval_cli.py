@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from edgeface.progress import add_progress_argument
 from edgeface.train.config import TrainConfig, add_config_arguments
 from edgeface.weights import resolve_model
 
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", help="write per-image predictions to this CSV")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--plot", help="write a PNG of the metrics (attributes: per-attribute bar chart)")
+    add_progress_argument(parser)
     add_config_arguments(parser, ("data",))
 
 
@@ -65,6 +67,23 @@ def saved_config(model: str | Path) -> dict | None:
     return read_checkpoint(path).get("config")
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Options that are wrong whatever the model: refused before anything is loaded or evaluated."""
+    if not args.data:
+        raise ValueError("--data is required (a data set path)")
+    if not Path(args.data).exists():
+        raise FileNotFoundError(f"--data {args.data}: not found")
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be at least 1")
+    for flag, path, suffix in (("--plot", args.plot, ".png"), ("--predictions", args.predictions, ".csv")):
+        if path is None:
+            continue
+        if Path(path).suffix.lower() != suffix:
+            raise ValueError(f"{flag} {path}: expected a {suffix} file")
+        if not Path(path).resolve().parent.is_dir():
+            raise FileNotFoundError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+
+
 def main(args: argparse.Namespace) -> int:
     from edgeface.assets import DETECTOR
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces, split_indices, subsample
@@ -74,13 +93,14 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.train.evaluate import evaluate_runner, write_predictions
     from edgeface.train.tasks import training_task_from_card
 
-    if not args.data:
-        raise ValueError("--data is required (a data set path)")
     model = resolve_model(args.model)
+    check_options(args)
     with open_runner(model, backend=args.backend, device=args.device, target=args.target,
                      verify=args.verify) as runner:
         card = runner.card
         task = training_task_from_card(card)
+        if args.plot and not task.plots_metrics:  # before the evaluation, not after it
+            raise ValueError(f"--plot is not available for the {task.name} task (only attribute models draw one)")
         issues = DataIssues(bool(args.strict))
         d = data_settings(args, saved_config(model), task.default_format)
         samples = load_samples(d["format"], args.data, issues, task.label_space, card.task, image_col=d["image_col"],
@@ -89,14 +109,14 @@ def main(args: argparse.Namespace) -> int:
         samples = subsample(samples, d["max_images"], d["seed"])
         faces = prepare_faces(samples, card.preprocess, issues, f"{d['format']}:{args.data}",
                               None if args.aligned else args.detector or DETECTOR,
-                              cache_dir("faces", args.cache_dir), progress=not args.json)
+                              cache_dir("faces", args.cache_dir), progress=args.progress and not args.json)
         if args.split != "all":
             train_idx, val_idx = split_indices(faces, d["val_fraction"], d["seed"], d["folds"], d["fold"],
                                                d["protocol"])
             faces = faces.subset(train_idx if args.split == "train" else val_idx)
         issues.warn(f"data {args.data}")
         metrics, outputs = evaluate_runner(runner, faces.crops, faces.targets, task, flip=args.flip,
-                                           batch_size=args.batch_size, progress=not args.json)
+                                           batch_size=args.batch_size, progress=args.progress and not args.json)
     report = {"model": str(args.model), "target": args.target, "backend": runner.backend, "task": card.task,
               "trained_on": card.data, "data": str(args.data), "split": args.split, "flip": args.flip,
               "skipped": len(issues.items), "metrics": metrics}

@@ -94,6 +94,7 @@ class TrainingTask(ABC):
     mode: ClassVar[str]  # "min" or "max": the direction in which primary_metric improves
     label_space: LabelSpace | None = None  # readers drop samples whose "label" falls outside it
     default_format: ClassVar[str] = "utkface"  # the data reader ``edgeface eval`` uses without --format
+    plots_metrics: ClassVar[bool] = False  # whether plot_metrics draws (``edgeface eval --plot`` asks first)
 
     @classmethod
     @abstractmethod

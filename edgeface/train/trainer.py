@@ -15,6 +15,7 @@ moves batches, steps the optimiser and keeps the run reproducible:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -40,9 +41,12 @@ from edgeface.fileio import (
 )
 from edgeface.models.checkpoint import read_checkpoint, save_checkpoint, warm_start
 from edgeface.preprocess import PreprocessSpec, to_input
+from edgeface.progress import progress as progress_bar
 from edgeface.train.config import TrainConfig
 from edgeface.train.evaluate import model_infer, predict_outputs
 from edgeface.train.tasks import TrainingTask, training_task_from_config
+
+log = logging.getLogger(__name__)
 
 
 class FaceDataset:
@@ -225,8 +229,8 @@ def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
         init_facts = {"from": Path(cfg.init).name, "sha256": sha256_file(cfg.init), "copied": len(copied),
                       "reinitialised": fresh}
         if dist.main:
-            print(f"--init {cfg.init}: {len(copied)} tensors copied, {len(fresh)} re-initialised"
-                  + (f" ({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})" if fresh else ""), flush=True)
+            log.info(f"--init {cfg.init}: {len(copied)} tensors copied, {len(fresh)} re-initialised"
+                     + (f" ({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})" if fresh else ""))
     model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     train_forward: nn.Module = _TrainForward(model)
     if dist.world > 1:
@@ -265,8 +269,6 @@ def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
                                            num_workers=cfg.workers, drop_last=drop_last,
                                            pin_memory=device.type == "cuda")
 
-    from tqdm import tqdm
-
     run_start = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         epoch_start = time.perf_counter()
@@ -274,8 +276,8 @@ def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
         train_forward.train()
         sums: dict[str, float] = {}
         seen = 0
-        bar = tqdm(loader_for(epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not (cfg.progress and dist.main), leave=False)
+        bar = progress_bar(loader_for(epoch), f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and dist.main,
+                           unit="batch", leave=False)
         for x, targets in bar:
             x = x.to(device, non_blocking=True)
             if cfg.channels_last:
@@ -328,8 +330,8 @@ def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
                             best=best_value, config=cfg.to_dict(), init=init_facts)
             write_log(out / "log.csv", rows)
             if cfg.progress:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_parts['loss']:.4f}, "
-                      f"val {task.primary_metric} {value:.4f} ({row['epoch_seconds']:.0f} s)", flush=True)
+                log.info(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_parts['loss']:.4f}, "
+                         f"val {task.primary_metric} {value:.4f} ({row['epoch_seconds']:.0f} s)")
         dist.barrier()
 
     if dist.main:
@@ -338,8 +340,8 @@ def train_model(config: TrainConfig, task: TrainingTask | None = None) -> Path:
             plot_curves(rows, out / "curves.png", task.primary_metric,
                         f"{cfg.model} {cfg.task} on {faces.name} ({cfg.input_size}px)")
         if cfg.progress:
-            print(f"trained in {time.perf_counter() - run_start:.0f} s; best {task.primary_metric} "
-                  f"{best_value:.4f} -> {best_path}", flush=True)
+            log.info(f"trained in {time.perf_counter() - run_start:.0f} s; best {task.primary_metric} "
+                     f"{best_value:.4f} -> {best_path}")
     dist.barrier()
     return best_path
 
