@@ -184,6 +184,22 @@ def tensorrt_unavailable() -> str | None:
     return None
 
 
+def device_label(jetson_model: str | None, gpu_name: str | None, cpu_model: str, cores: int) -> str:
+    """A short file-name-safe name of a machine as a latency sees it: Jetson model, else GPU, else CPU model and
+    core count (``amd-epyc-2c``). Benchmark files and a manifest's measured latencies are keyed by it."""
+    label = jetson_model or gpu_name or f"{cpu_model} {cores}c"
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def this_device_label() -> str:
+    """:func:`device_label` of this machine from cheap sources (no torch): device tree, nvidia-smi, cpuinfo."""
+    gpus = parse_nvidia_smi(_run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                  "--format=csv,noheader"]))
+    cpu = cpu_info()
+    return device_label(jetson_facts().get("model"), gpus[0]["name"] if gpus else None, cpu["model"],
+                        cpu["logical_cores"])
+
+
 # -- Jetson -----------------------------------------------------------------------------------------------
 
 def parse_tegra_release(text: str) -> dict:

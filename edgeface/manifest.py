@@ -13,7 +13,9 @@ A manifest is untrusted input (folders travel between machines): its card is par
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
+import logging
 from pathlib import Path
 
 from edgeface import __version__
@@ -26,6 +28,8 @@ MANIFEST_FORMAT = "edgeface-manifest/1"
 MANIFEST_NAME = "manifest.json"
 SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")  # JSON Schema (draft-07) of the whole document
 STATUSES = ("ok", "failed", "skipped")
+BACKEND_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "torch": "torch"}  # what each needs
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> str:
@@ -192,13 +196,62 @@ def built_targets(manifest: dict, backend: str | None = None) -> list[str]:
             and backend in (None, t.backend)]
 
 
+def backend_unavailable(backend: str) -> str | None:
+    """Why this machine cannot run ``backend`` (None when it can): its library is missing, or for TensorRT the
+    bindings, CUDA binding or GPU."""
+    if backend == "tensorrt":
+        from edgeface.device import tensorrt_unavailable
+
+        return tensorrt_unavailable()
+    module = BACKEND_MODULES.get(backend, backend)
+    return None if importlib.util.find_spec(module) is not None else f"{module} not installed"
+
+
+def breached_gate(entry: dict) -> bool:
+    """Whether an artifact was kept although it breached the drift gate (``--allow-drift``)."""
+    drift = entry.get("drift") or {}
+    return bool(drift.get("allowed_breach")) or (drift.get("gate") or {}).get("passed") is False
+
+
+def choose_artifact(manifest: dict, backend: str | None = None, device: str | None = None,
+                    unavailable=backend_unavailable) -> tuple[str, str]:
+    """(target, why) of the artifact to run from a convert folder when none is named: of the built artifacts
+    that passed the drift gate and whose backend runs here (``backend`` only, if given), the fastest measured on
+    this device (the manifest's ``latency``, recorded by ``edgeface bench``), else the first in the target
+    table's preference order. ``why`` is one line for the user."""
+    built = built_targets(manifest, backend)
+    if not built:
+        raise ValueError(f"no built artifact for backend {backend!r}" if backend else "no built artifact")
+    artifacts = manifest["artifacts"]
+    breached = [n for n in built if breached_gate(artifacts[n])]
+    reasons = {b: unavailable(b) for b in {TARGETS[n].backend for n in built if n not in breached}}
+    cannot = [n for n in built if n not in breached and reasons[TARGETS[n].backend]]
+    usable = [n for n in built if n not in breached and n not in cannot]
+    left_out = "; ".join(part for part in (
+        f"{', '.join(cannot)} cannot run here ({'; '.join(sorted({reasons[TARGETS[n].backend] for n in cannot}))})"
+        if cannot else "", f"{', '.join(breached)} breached the drift gate" if breached else "") if part)
+    if not usable:
+        raise ValueError(f"no built artifact can run here: {left_out}")
+    measured = {n: artifacts[n]["latency"][device] for n in usable
+                if device and device in (artifacts[n].get("latency") or {})}
+    if measured:
+        name = min(measured, key=lambda n: measured[n]["p50_ms"])
+        why = (f"the fastest measured on {device} ({measured[name]['p50_ms']:.2f} ms at batch 1 with "
+               f"{measured[name]['backend']}) of {len(measured)} measured")
+    else:
+        name = min(usable, key=lambda n: TARGETS[n].preference)
+        why = (f"first in the target table's preference order for this machine (no latency measured on "
+               f"{device or 'this machine'}: edgeface bench FOLDER records it)")
+    return name, why + (f"; left out: {left_out}" if left_out else "")
+
+
 def resolve_artifact(path: str | Path, target_name: str | None = None,
                      backend: str | None = None) -> tuple[Path, ModelCard | None, dict | None]:
     """(artifact file, card, manifest entry) for a file, or a convert folder plus a target name.
 
-    For a folder without ``target_name`` the first built target in :data:`TARGETS` order is taken (the
-    first one ``backend`` opens, if given). For a file the manifest beside it (if any) supplies card and
-    entry; otherwise both are None and the runner reads the card from the artifact itself (ONNX
+    For a folder without ``target_name`` :func:`choose_artifact` picks one (among those ``backend`` opens, if
+    given) and the choice is logged with its reason. For a file the manifest beside it (if any) supplies card
+    and entry; otherwise both are None and the runner reads the card from the artifact itself (ONNX
     metadata_props, OpenVINO rt_info).
     """
     path = Path(path)
@@ -206,11 +259,15 @@ def resolve_artifact(path: str | Path, target_name: str | None = None,
         manifest = load_manifest(path)
         artifacts = manifest["artifacts"]
         if target_name is None:
-            built = built_targets(manifest, backend)
-            if not built:
-                raise ValueError(f"{path} has no built artifact for backend {backend!r}" if backend
-                                 else f"{path} holds no built artifact")
-            target_name = built[0]
+            from edgeface.device import this_device_label
+
+            try:
+                target_name, why = choose_artifact(manifest, backend, this_device_label())
+            except ValueError as e:
+                raise ValueError(f"{path}: {e}") from None
+            entry = artifacts[target_name]
+            log.info("%s: running %s (%s, %s): %s", path.name, target_name, entry["precision"],
+                     TARGETS[target_name].backend, why)
         target(target_name)
         entry = artifacts.get(target_name)
         if entry is None:
@@ -252,3 +309,20 @@ def describe_artifact(path: str | Path, backend: str) -> str:
         suffix = "checkpoint" if path.suffix in (".pt", ".pth") else "file"
         return f"{suffix} ({backend}) {path.name}"
     return f"{entry['target']} ({entry['precision']}, {backend}) {path.name}"
+
+
+def record_latency(directory: str | Path, target_name: str, device: str, p50_ms: float, backend: str,
+                   threads: int | None = None) -> bool:
+    """Keep a measured batch-1 latency in the folder's manifest (the best one per device), for
+    :func:`choose_artifact`. False when the folder's manifest does not hold ``target_name`` built."""
+    manifest = load_manifest(directory)
+    entry = manifest["artifacts"].get(target_name)
+    if entry is None or entry["status"] != "ok":
+        return False
+    latency = entry.setdefault("latency", {})
+    best = latency.get(device)
+    if best is None or p50_ms < best["p50_ms"]:
+        latency[device] = {"p50_ms": round(float(p50_ms), 4), "backend": backend, "threads": threads,
+                           "measured": utc_now()}
+        write_manifest(directory, manifest)
+    return True

@@ -28,6 +28,9 @@ class Target:
     ``requires``: what building it needs beyond its source's needs: Python module names, or
     ``"module:function"`` naming a check that returns why it cannot be built here (None when it can).
     ``build``: ``"module:function"`` taking a :class:`edgeface.convert.pipeline.BuildJob`, returning notes.
+    ``preference``: rank when a convert folder's artifact is chosen without measured latencies here (lower
+    first, among those this machine can run): engines, then INT8, then the FP32 CPU graphs (OpenVINO and ONNX
+    Runtime run FP16 graphs slower than FP32 on CPUs, as measured in ``benchmarks/results/amd-epyc-2c.md``).
     """
 
     name: str
@@ -39,6 +42,7 @@ class Target:
     backend: str
     requires: tuple[str, ...]
     build: str
+    preference: int = 99
 
     @property
     def companion_files(self) -> list[str]:
@@ -50,21 +54,21 @@ _TRT_CHECK = "edgeface.device:tensorrt_unavailable"
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("onnx", "onnx", "fp32", "model.onnx", None, False, "onnxruntime", ("torch", "onnx", "onnxruntime"),
-           "edgeface.convert.onnx_export:build"),
+           "edgeface.convert.onnx_export:build", preference=6),
     Target("onnx-fp16", "onnx", "fp16", "model.fp16.onnx", "onnx", False, "onnxruntime", (),
-           "edgeface.convert.precision:build_fp16"),
+           "edgeface.convert.precision:build_fp16", preference=7),
     Target("onnx-int8", "onnx", "int8", "model.int8.onnx", "onnx", True, "onnxruntime", (),
-           "edgeface.convert.precision:build_int8"),
+           "edgeface.convert.precision:build_int8", preference=3),
     Target("openvino", "openvino", "fp32", "model.xml", "onnx", False, "openvino", ("openvino",),
-           "edgeface.convert.openvino_ir:build_ir"),
+           "edgeface.convert.openvino_ir:build_ir", preference=4),
     Target("openvino-fp16", "openvino", "fp16", "model.fp16.xml", "onnx", False, "openvino", ("openvino",),
-           "edgeface.convert.openvino_ir:build_ir"),
+           "edgeface.convert.openvino_ir:build_ir", preference=5),
     Target("openvino-int8", "openvino", "int8", "model.int8.xml", "onnx", True, "openvino", ("openvino", "nncf"),
-           "edgeface.convert.openvino_ir:build_int8"),
+           "edgeface.convert.openvino_ir:build_int8", preference=2),
     Target("trt-fp16", "tensorrt", "fp16", "model.fp16.engine", "onnx-fp16", False, "tensorrt", (_TRT_CHECK,),
-           "edgeface.convert.tensorrt_build:build"),
+           "edgeface.convert.tensorrt_build:build", preference=1),
     Target("trt-int8", "tensorrt", "int8", "model.int8.engine", "onnx-int8", False, "tensorrt", (_TRT_CHECK,),
-           "edgeface.convert.tensorrt_build:build"),
+           "edgeface.convert.tensorrt_build:build", preference=0),
 )}
 
 

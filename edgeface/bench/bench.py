@@ -92,6 +92,30 @@ def check_names(backends: list[str], targets: list[str]) -> None:
         target(name)
 
 
+def record_latencies(jobs: list[dict], document: dict, scratch: Path) -> None:
+    """Each measured artifact's batch-1 p50 into its convert folder's manifest (``latency`` per device), so
+    ``edgeface run FOLDER`` picks the fastest here; folders converted on the fly under ``scratch`` are left alone."""
+    from edgeface.manifest import MANIFEST_NAME, record_latency
+    from edgeface.targets import TARGETS
+
+    recorded: set[Path] = set()
+    for job, row in zip(jobs, document["results"], strict=True):
+        folder = Path(job["artifact"]).parent
+        if row["status"] != "ok" or job["target"] not in TARGETS or scratch.resolve() in folder.resolve().parents:
+            continue
+        batch1 = next((b for b in row["batches"] if b["batch"] == 1), None)
+        if batch1 is None or not (folder / MANIFEST_NAME).is_file():
+            continue
+        try:
+            if record_latency(folder, job["target"], document["device"], batch1["latency_ms"]["p50"], job["backend"],
+                              job.get("threads")):
+                recorded.add(folder)
+        except (OSError, ValueError) as e:  # a read-only or foreign folder: the benchmark itself still stands
+            log.warning("edgeface bench: warning: latency not recorded in %s: %s", folder, e)
+    for folder in sorted(recorded):
+        log.info("recorded batch-1 latency on %s in %s", document["device"], folder / MANIFEST_NAME)
+
+
 def main(args: argparse.Namespace) -> int:
     from edgeface.bench.jobs import collect_jobs
     from edgeface.bench.measure import run_benchmark
@@ -114,6 +138,7 @@ def main(args: argparse.Namespace) -> int:
                 if job.get("status", "ok") == "ok":
                     verify_location(job["artifact"])
         document = run_benchmark(jobs, settings, isolate=not args.in_process, progress=args.progress)
+        record_latencies(jobs, document, Path(tmp))
     document["command"] = command_line(sys.argv)
     out = args.out or Path("benchmarks/results") / f"{document['device']}.json"
     parts = [f"Command: `{document['command']}`", "", markdown_table(document)]

@@ -7,12 +7,20 @@ device label for file names, and the warnings about conditions that would make a
 from __future__ import annotations
 
 import platform
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from edgeface.device import cpu_info, gpu_info, jetson_info, library_versions, load_average, os_info, ram_gib
+from edgeface.device import (
+    cpu_info,
+    device_label,
+    gpu_info,
+    jetson_info,
+    library_versions,
+    load_average,
+    os_info,
+    ram_gib,
+)
 
 
 def git_commit(repo: str | Path | None = None) -> dict:
@@ -42,14 +50,11 @@ def fingerprint() -> dict:
 
 
 def device_name(fp: dict) -> str:
-    """A short file-name-safe label: Jetson model, else GPU, else CPU model and core count."""
-    if fp.get("jetson") and fp["jetson"].get("model"):
-        label = fp["jetson"]["model"]
-    elif fp.get("gpu"):
-        label = fp["gpu"]["devices"][0]["name"]
-    else:
-        label = f"{fp['cpu']['model']} {fp['cpu']['logical_cores']}c"
-    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    """A short file-name-safe label: Jetson model, else GPU, else CPU model and core count
+    (:func:`edgeface.device.device_label`, which a manifest's measured latencies are keyed by)."""
+    jetson, gpu, cpu = fp.get("jetson") or {}, fp.get("gpu"), fp.get("cpu") or {}
+    return device_label(jetson.get("model"), gpu["devices"][0]["name"] if gpu else None, cpu.get("model", ""),
+                        cpu.get("logical_cores", 0))
 
 
 def preflight_warnings(fp: dict, busy_threshold: float = 0.5) -> list[str]:

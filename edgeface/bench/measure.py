@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -198,7 +199,7 @@ def run_benchmark(jobs: list[dict], settings: dict, isolate: bool = True, progre
         log.warning("edgeface bench: warning: %s", w)
     rows = []
     bar = progress_bar(jobs, label, progress, unit="config")
-    for job in bar:
+    for i, job in enumerate(bar):
         bar.set_postfix_str(f"{job['model']} {job['target']} {job['backend']} t={job['threads']}")
         if job["status"] != "ok":
             rows.append(result_row(job, None, "skipped", f"convert: {job['status']}: {job['reason']}"))
@@ -206,6 +207,8 @@ def run_benchmark(jobs: list[dict], settings: dict, isolate: bool = True, progre
         if not measured_apart:
             rows.append(result_row(job, None, "failed", "did not open for the interleaved rounds"))
             continue  # made "ok" below once the rounds measured it
+        log.info("%s [%d/%d]: %s %s (%s, %s) %s, threads %s", label, i + 1, len(jobs), job["model"], job["target"],
+                 job["precision"], job["backend"], Path(job["artifact"]).name, job["threads"] or "auto")
         try:
             measured = (_run_isolated if isolate else run_job)(job, settings)
             rows.append(result_row(job, measured, "ok", ""))

@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--infer-every-frame", action="store_true",
                         help="run the models on every face of every frame (no per-track schedule)")
     parser.add_argument("--backend", help="runner backend override (torch, onnxruntime, openvino, tensorrt)")
-    parser.add_argument("--target", help="convert-folder artifact to use (onnx, onnx-int8, openvino-int8, ...)")
+    parser.add_argument("--target", help="convert-folder artifact to use (onnx, onnx-int8, openvino-int8, ...; "
+                                         "default: the fastest measured here that passed the drift gate, else "
+                                         "the first this machine runs in the target table's preference order)")
     parser.add_argument("--device", help="runner device (cpu, cuda, GPU, AUTO ...)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="load convert-folder artifacts that no longer match their manifest's sha256")
@@ -84,6 +86,8 @@ def main(args: argparse.Namespace) -> int:
     if args.min_face < 1:
         raise ValueError("--min-face must be at least 1 pixel")
     check_outputs(args)
+    if args.target:
+        check_target(args.models, args.target)
     schedule = None if args.infer_every_frame else Schedule(refresh_every=args.refresh_every, budget=args.face_budget)
     budget = thread_budget(args.threads)
     budget.apply()
@@ -174,6 +178,20 @@ def _same_file(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
     return a.resolve() == b.resolve()
+
+
+def check_target(models: list[str], target_name: str) -> None:
+    """``--target`` names a built artifact of every convert folder among ``models``: checked from the manifests
+    before the detector, the models or the source are opened."""
+    from edgeface.manifest import resolve_artifact
+    from edgeface.runtime.predictor import find_model_paths
+
+    folders = [p for p in find_model_paths(models) if p.is_dir()]
+    if not folders:
+        raise ValueError(f"--target {target_name}: no convert folder among --models (it picks one of a folder's "
+                         "artifacts)")
+    for folder in folders:
+        resolve_artifact(folder, target_name)
 
 
 def track_summary(tracks: dict[int, tuple[int, FaceResult]]) -> str:
