@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from edgeface.bench import bench, jobs, measure, tables
+from edgeface.bench import bench, jobs, measure, tables, timing
 from edgeface.bench.interleaved import (
     benchmark_app_command,
     config_differences,
@@ -40,6 +40,15 @@ def test_latency_stats_percentiles():
     assert latency_stats([0.002])["std"] == latency_stats([0.002])["ci95"] == 0.0
     with pytest.raises(ValueError):
         latency_stats([])
+
+
+def test_repeats_interval_uses_students_t_over_the_rounds():
+    assert timing.repeats_ci95([10.0, 12.0]) == pytest.approx((11.0, 12.706))  # t(1) * s / sqrt(2), s = sqrt(2)
+    mean, half = timing.repeats_ci95([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert mean == 3.0 and half == pytest.approx(2.776 * np.std([1, 2, 3, 4, 5], ddof=1) / np.sqrt(5))
+    assert timing.repeats_ci95([4.0]) is None
+    wide = timing.repeats_ci95(list(range(100)))
+    assert wide[1] == pytest.approx(timing.Z95 * np.std(range(100), ddof=1) / 10)
 
 
 def test_time_calls_takes_the_minimum_sample_count_or_the_duration_whichever_comes_later():
@@ -126,7 +135,10 @@ def test_measured_document_follows_the_schema(document):
     assert "| tinyagenet | onnx | onnxruntime | fp32 | t=1 |" in table
     for r in rows.values():  # the interleaved batch-1 rounds: no benchmark_app reference for these backends
         assert len(r["interleaved"]["rounds_ms"]) == 2 and r["interleaved"]["benchmark_app_rounds_ms"] is None
-    assert "| tinyagenet | onnx | onnxruntime | t=1 | 2 |" in tables.interleaved_table(document)
+    interleaved = tables.interleaved_table(document)
+    assert "| tinyagenet | onnx | onnxruntime | t=1 | 2 |" in interleaved
+    mean, half = timing.repeats_ci95(rows["onnx"]["interleaved"]["rounds_ms"])
+    assert f"{mean:.2f} ± {half:.2f}" in interleaved  # the interval over rounds, not over calls of one process
     json.dumps(document)  # plain JSON
 
 

@@ -156,3 +156,25 @@ def test_claims_experiment_writes_its_table_and_the_per_round_spread(tmp_path):
     assert "Command: `edgeface experiment claims`" in text and "4.50x (IQR" in text and "claims.png" in text
     claims_check.plot(doc, tmp_path / "claims.png")
     assert (tmp_path / "claims.png").stat().st_size > 1000
+
+
+def test_speed_vs_drift_labels_never_overlap_however_close_the_points():
+    """Twelve artifacts within a few percent of each other (the unreadable cluster the old annotated plot made):
+    the plot carries numbered markers only and the labels stand in a list, one line each, none overlapping."""
+    rows = [_row("tinyagenet", target, "openvino" if target.startswith("openvino") else "onnxruntime", "int8",
+                 10.0 + 0.05 * i, drift=_gate(i % 3 != 0, 0.02 + 0.001 * i))
+            for i, target in enumerate(["onnx-int8", "openvino-int8", "onnx-fp16", "openvino-fp16"] * 3)]
+    for i, row in enumerate(rows):
+        row["threads"] = 1 + i // 4
+    points = report.speed_vs_drift_points([{"results": rows}])
+    assert len(points) == 12
+    fig = report.speed_vs_drift_figure(points)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    plot, listing = fig.axes
+    assert not plot.texts  # no label on the data
+    boxes = [t.get_window_extent(renderer) for t in listing.texts]
+    assert len(boxes) == 12 and all(b.width > 0 for b in boxes)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    width, height = fig.get_size_inches() * 110
+    assert width <= 1300 and height <= 900  # a size a person reads without zooming

@@ -215,31 +215,57 @@ def plot_latency_per_backend(documents: list[dict], path: Path) -> None:
     save_figure(fig, path, dpi=110)
 
 
-def plot_speed_vs_drift(documents: list[dict], path: Path) -> bool:
-    """Latency against the convert manifest's gated metric change; False when no run carries drift."""
-    import matplotlib.pyplot as plt
-
-    from edgeface.fileio import save_figure
-
+def speed_vs_drift_points(documents: list[dict]) -> list[tuple[float, float, str, bool]]:
+    """(batch-1 ms, |gated metric change|, "model target variant", gate passed) of every measured row with drift."""
     pts = []
     for d in documents:
         for r in d["results"]:
             gate = (r.get("drift") or {}).get("gate")
             if r["status"] == "ok" and gate and latency_at(r, 1):
-                pts.append((latency_at(r, 1), abs(gate["delta"]), f"{r['model']} {r['target']}", gate["passed"]))
-    if not pts:
-        return False
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for ms, delta, label, passed in pts:
-        ax.scatter(ms, delta, color="tab:green" if passed else "tab:red")
-        ax.annotate(label, (ms, delta), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                pts.append((latency_at(r, 1), abs(gate["delta"]), f"{r['model']} {r['target']} {variant_label(r)}",
+                            gate["passed"]))
+    return sorted(pts)
+
+
+def speed_vs_drift_figure(points: list[tuple[float, float, str, bool]]):
+    """Numbered markers on the plot and the numbered labels in a list beside it: labels of points that lie close
+    together (INT8 artifacts of one model often do) cannot overlap there."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = len(points)
+    fig, (ax, listing) = plt.subplots(1, 2, figsize=(11, max(4.5, 0.22 * rows + 1.2)),
+                                      gridspec_kw={"width_ratios": [3, 2]})
+    for i, (ms, delta, _, passed) in enumerate(points, start=1):
+        color = "tab:green" if passed else "tab:red"
+        ax.scatter(ms, delta, s=90, facecolor="white", edgecolor=color, zorder=2)
+        ax.scatter(ms, delta, s=45 if i < 10 else 70, marker=f"${i}$", color=color, zorder=3)
     ax.set_xscale("log")
-    ax.set_xlabel("batch-1 latency, ms (best variant per artifact)")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("batch-1 latency, ms (log scale)")
     ax.set_ylabel("|metric change vs PyTorch| (MAE years / accuracy points)")
-    ax.set_title("Speed vs accuracy drift (green: drift gate passed)")
+    ax.set_title("Speed vs accuracy drift (green: drift gate passed, red: breached)", fontsize=10)
     ax.grid(True, alpha=0.3)
+    listing.axis("off")
+    step = 1.0 / max(rows, 1)
+    for i, (ms, delta, label, passed) in enumerate(points, start=1):
+        listing.text(0.0, 1.0 - (i - 0.5) * step, f"{i:>2}  {label}  {ms:.2f} ms, {delta:.3f}", fontsize=8,
+                     va="center", family="monospace", color="tab:green" if passed else "tab:red",
+                     transform=listing.transAxes)
     fig.tight_layout()
-    save_figure(fig, path, dpi=110)
+    return fig
+
+
+def plot_speed_vs_drift(documents: list[dict], path: Path) -> bool:
+    """Latency against the convert manifest's gated metric change; False when no run carries drift."""
+    from edgeface.fileio import save_figure
+
+    points = speed_vs_drift_points(documents)
+    if not points:
+        return False
+    save_figure(speed_vs_drift_figure(points), path, dpi=110)
     return True
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import statistics
 
+from edgeface.bench.timing import repeats_ci95
+
 
 def best_row(rows: list[dict], model: str, backend: str | None = None, precision: str | None = None,
              batch: int = 1, drift_gate: bool = False) -> dict | None:
@@ -65,10 +67,11 @@ def interleaved_table(document: dict) -> str:
     """Batch-1 medians from the interleaved rounds, with benchmark_app's on the same IR, edgeface's overhead over it
     (per round, and over benchmark_app's loop paired call by call in-process) and whether the two compiled
     configurations were the same."""
-    lines = ["| model | target | backend | variant | rounds | median ms | benchmark_app median ms | "
+    lines = ["| model | target | backend | variant | rounds | median ms | mean ms (95% CI over rounds) | "
+             "benchmark_app median ms | "
              "edgeface / benchmark_app (median, IQR, 95 % CI) | same compiled config | "
              "edgeface / benchmark_app's loop, paired calls (median, IQR, 95 % CI) |",
-             "|---|---|---|---|---:|---:|---:|---|---|---|"]
+             "|---|---|---|---|---:|---:|---:|---:|---|---|---|"]
     rows = [r for r in document["results"] if r.get("interleaved")]
     for r in rows:
         x = r["interleaved"]
@@ -77,8 +80,10 @@ def interleaved_table(document: dict) -> str:
         same = ("" if differences is None else "yes" if not differences else
                 "no: " + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in differences.items()))
         paired = (x.get("paired_loop") or {}).get("overhead")
+        ci = repeats_ci95(x["rounds_ms"])
         lines.append(f"| {r['model']} | {r['target']} | {r['backend']} | {variant_label(r)} | {len(x['rounds_ms'])} | "
-                     f"{x['median_ms']:.2f} | {_fmt(statistics.median(ref) if ref else None, 2)} | "
+                     f"{x['median_ms']:.2f} | {f'{ci[0]:.2f} ± {ci[1]:.2f}' if ci else ''} | "
+                     f"{_fmt(statistics.median(ref) if ref else None, 2)} | "
                      + (_spread(over) if over else x.get("benchmark_app_error", "")) + f" | {same} | "
                      + (_spread(paired) if paired else "") + " |")
     return "\n".join(lines) if rows else ""

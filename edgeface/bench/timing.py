@@ -18,6 +18,27 @@ MIN_SAMPLES = 100
 Z95 = 1.959964  # two-sided 95% normal quantile: with >= MIN_SAMPLES calls the t quantile differs by < 1%
 
 
+# two-sided 95% Student t quantiles by degrees of freedom, for a mean over a few repeats (rounds); past 30 the
+# normal quantile is within 2%
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+       20: 2.086, 25: 2.060, 30: 2.042}
+
+
+def repeats_ci95(values: list[float] | np.ndarray) -> tuple[float, float] | None:
+    """(mean, half-width of its 95% confidence interval) over independent repeats (rounds or processes), with
+    Student's t for their small number; None for fewer than two repeats.
+
+    The per-call interval of :func:`latency_stats` treats calls as independent, which calls in one process
+    under one load are not; repeats minutes apart carry the load's drift and give the honest interval."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return None
+    df = x.size - 1
+    t = T95[max(k for k in T95 if k <= df)] if df <= 30 else Z95
+    return float(x.mean()), float(t * x.std(ddof=1) / np.sqrt(x.size))
+
+
 def latency_stats(samples_s: list[float] | np.ndarray) -> dict:
     """Seconds per call -> milliseconds: mean, std, the half-width of the mean's 95% confidence interval
     (``ci95``), p50/p90/p95/p99, min, max and the sample count."""
