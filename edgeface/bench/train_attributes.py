@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -114,7 +113,7 @@ def train_run(name: str, landmark_weight: float, train_csv: Path, work: Path,
         **({"schedule": "cosine", "warmup_epochs": 1} if args.schedule == "cosine" else {}),
         "seed": args.seed, "out": str(out), "cache_dir": str(work / "cache"), "workers": 0,
         "threads": args.threads, "resume": (out / "last.pt").is_file(), "val_flip": args.flip,
-        "init": str(args.init) if args.init else None, "progress": sys.stderr.isatty(),
+        "init": str(args.init) if args.init else None, "progress": args.progress,
     })
     cfg.task_options = {**cfg.task_options, "landmark_weight": landmark_weight, **RUNS[name]}
     start = time.perf_counter()
