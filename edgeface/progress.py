@@ -1,7 +1,8 @@
 """Progress bars that appear only on a terminal, and the one ``--no-progress`` flag every long command takes.
 
 A bar redrawn with carriage returns turns a log file or a CI transcript into noise, so every stage asks
-here: tqdm on stderr when it is installed, wanted and stderr is a terminal; the bare iterable otherwise.
+here: tqdm on stderr when it is installed, wanted and stderr is a terminal; otherwise a :class:`QuietBar` that
+iterates the same items and ignores updates.
 """
 
 from __future__ import annotations
