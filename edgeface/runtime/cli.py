@@ -152,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
         log.error("edgeface run: error: the source gave no decodable frame")
         return 1
     if stats.interrupted:
-        print(f"edgeface run: interrupted after {stats.frames} frame(s); the outputs hold them", file=sys.stderr)
+        log.info("edgeface run: interrupted after %d frame(s); the outputs hold them", stats.frames)
         return 130
     return 0
 
