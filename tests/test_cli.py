@@ -125,7 +125,8 @@ LONG_COMMANDS = {  # every long command and the words it needs to parse
         "train-age": ["--data-dir", "d", "--detector", "y.onnx"], "train-attributes": ["--data", "d"],
         "runtime-fps": ["--data", "d", "--detector", "y.onnx"], "soak": ["--data", "d", "--detector", "y.onnx"],
         "alignment-vs-boxcrop": ["m.pt", "--data", "d", "--detector", "y.onnx"], "age-sweep": ["tinyagenet:64",
-        "--data", "d"], "attractiveness-cv": ["--init", "a.pt", "--data", "d"], "sample-faces": []}.items()},
+        "--data", "d"], "attractiveness-cv": ["--init", "a.pt", "--data", "d"], "sample-faces": [],
+        "tracker-comparison": []}.items()},
 }
 
 
