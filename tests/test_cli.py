@@ -126,7 +126,7 @@ LONG_COMMANDS = {  # every long command and the words it needs to parse
         "runtime-fps": ["--data", "d", "--detector", "y.onnx"], "soak": ["--data", "d", "--detector", "y.onnx"],
         "alignment-vs-boxcrop": ["m.pt", "--data", "d", "--detector", "y.onnx"], "age-sweep": ["tinyagenet:64",
         "--data", "d"], "attractiveness-cv": ["--init", "a.pt", "--data", "d"], "sample-faces": [],
-        "tracker-comparison": []}.items()},
+        "tracker-comparison": [], "claims": []}.items()},
 }
 
 
