@@ -47,8 +47,8 @@ def main(args: argparse.Namespace) -> int:
     overrides["task_options"] = {**(overrides["task_options"] or {}), **task_options} or None
     config = load_config(config_name, overrides)
     if config.data is None:
-        log.warning(f"edgeface train: warning: no --data given: training on the built-in SYNTHETIC set "
-                    f"({config.synthetic_size} generated face-like pictures, not real faces)")
+        print(f"edgeface train: no --data given: training on the built-in SYNTHETIC set "
+              f"({config.synthetic_size} generated face-like pictures, not real faces)")
     best = train_model(config)
     print(f"best checkpoint: {best}")
     return 0
