@@ -4,6 +4,8 @@
 # OpenCV: any importable cv2 is kept (VENV_FLAGS=--system-site-packages sees the system's, e.g. JetPack's
 # GStreamer-enabled build); the pip wheel (edgeface[opencv]) is installed only where none is importable
 # (`make opencv` is that step alone; tests/test_install.py runs it on a simulated Jetson venv).
+# GStreamer (element, appsink source, RTSP tests) comes from the system's packages: `make test` installs them with
+# apt where it runs as root (CI) and links the system's PyGObject into the venv (tools/gstreamer-setup.sh).
 VENV ?= .venv
 VENV_FLAGS ?=
 PY := $(VENV)/bin/python
@@ -33,12 +35,15 @@ opencv:  # keep any importable cv2; the opencv-python-headless wheel only where 
 		$(VENV_PIP) install -q -e '.[opencv]'; \
 	fi
 
-.PHONY: demo test lint
+.PHONY: demo test lint gstreamer
 demo: $(VENV)/.installed  # on the shipped weights; each run replaces ./edgeface-out
 	rm -rf edgeface-out
 	$(VENV)/bin/edgeface pipeline --out edgeface-out
 
-test: $(VENV)/.installed
+gstreamer: $(VENV)/.installed
+	@sh tools/gstreamer-setup.sh $(PY)
+
+test: $(VENV)/.installed gstreamer
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

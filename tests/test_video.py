@@ -16,6 +16,7 @@ import pytest
 from runtime_helpers import FACE_SIZE, face_video, nearest_known, tiny_models
 
 from edgeface.cli import main as cli_main
+from edgeface.runtime.gstreamer import gst_missing
 from edgeface.runtime.predictor import Predictor
 from edgeface.runtime.sinks import AnnotatedVideoWriter
 from edgeface.runtime.sources import SourceSpec, VideoSource, gstreamer_available, parse_source
@@ -71,8 +72,8 @@ def test_parse_source(tmp_path):
     with pytest.raises(FileNotFoundError, match="video source not found"):
         parse_source(str(tmp_path / "missing.mp4"))
     pipeline = "videotestsrc num-buffers=5 ! videoconvert ! appsink"
-    if gstreamer_available():
-        assert parse_source(pipeline).kind == "gstreamer"
+    if gstreamer_available() or not gst_missing():
+        assert parse_source(pipeline) == parse_source("gst:" + pipeline) == SourceSpec("gstreamer", pipeline)
     else:
         with pytest.raises(ValueError, match="no GStreamer"):
             parse_source(pipeline)
@@ -240,3 +241,14 @@ def test_a_paced_file_replay_is_live_and_skips_the_frames_its_reader_was_late_fo
     assert ticks.tolist() == [float(v) for v in seen]  # each frame is due at its own tick of the 100 FPS clock
     with pytest.raises(ValueError, match="pace_fps"):
         VideoSource(SourceSpec("file", "clip.mp4"), pace_fps=0, opener=lambda spec: ScriptedCapture([]))
+
+
+def test_a_pipeline_without_pygobject_is_one_line_naming_the_packages(tmp_path):
+    from import_blocker import without
+
+    if gstreamer_available():
+        pytest.skip("this OpenCV runs GStreamer pipelines itself")
+    run = subprocess.run([sys.executable, "-m", "edgeface", "run", "gst:videotestsrc", "--models", "tinyagenet"],
+                         env=without("gi", tmp_path), capture_output=True, text=True, timeout=120)
+    ours = [line for line in run.stderr.splitlines() if not line.startswith("[ WARN")]  # OpenCV's own log
+    assert run.returncode == 2 and len(ours) == 1 and "install python3-gi, python3-gst-1.0" in ours[0]

@@ -12,7 +12,10 @@ from edgeface.errors import OutputError
 from edgeface.progress import add_progress_argument, progress
 
 if TYPE_CHECKING:
-    from edgeface.runtime.predictor import FaceResult
+    from edgeface.runtime.predictor import FaceResult, Predictor
+    from edgeface.runtime.scheduler import Schedule
+    from edgeface.runtime.threads import ThreadBudget
+    from edgeface.runtime.tracker import IoUTracker
 
 SUMMARY_TRACKS = 10  # longest tracks printed at the end
 log = logging.getLogger(__name__)
@@ -20,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="video file, camera index (0), rtsp:// or http:// URL, or a GStreamer "
-                                       "pipeline string ending in appsink (needs an OpenCV built with GStreamer)")
+                                       "pipeline ('gst:v4l2src ! ...', or any string with '!'; through PyGObject "
+                                       "where python3-gst-1.0 is installed, else an OpenCV built with GStreamer)")
     parser.add_argument("--models", required=True, nargs="+",
                         help="names of shipped weights (tinyagenet dmmcnn; see edgeface models), checkpoints (.pt), "
                              "model files, convert folders, or a folder holding several")
@@ -67,25 +71,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_progress_argument(parser)
 
 
-def main(args: argparse.Namespace) -> int:
-    from edgeface.manifest import describe_artifact
+def open_runtime(args: argparse.Namespace) -> tuple[Predictor, IoUTracker, Schedule | None, ThreadBudget]:
+    """The predictor, tracker, inference schedule and thread budget the arguments ask for (the thread budget
+    applied): what ``edgeface run`` and the ``edgeface`` GStreamer element (``edgeface/gst``) both run on."""
     from edgeface.runtime.predictor import Predictor
     from edgeface.runtime.scheduler import Schedule
-    from edgeface.runtime.sinks import AnnotatedVideoWriter, JsonlWriter, close_sinks, draw_results, frame_record
-    from edgeface.runtime.sources import VideoSource
     from edgeface.runtime.threads import thread_budget
     from edgeface.runtime.tracker import IoUTracker
-    from edgeface.runtime.video import VideoPipeline
 
     if args.detect_every < 1:
         raise ValueError("--detect-every must be at least 1")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError("--max-frames must be at least 1")
-    if not args.stall_timeout > 0:
-        raise ValueError("--stall-timeout must be positive")
     if args.min_face < 1:
         raise ValueError("--min-face must be at least 1 pixel")
-    check_outputs(args)
     if args.target:
         check_target(args.models, args.target)
     schedule = None if args.infer_every_frame else Schedule(refresh_every=args.refresh_every, budget=args.face_budget)
@@ -94,6 +91,21 @@ def main(args: argparse.Namespace) -> int:
     predictor = Predictor(args.models, args.detector, backend=args.backend, threads=budget.infer,
                           min_face=args.min_face, score_threshold=args.score_threshold, flip=args.flip,
                           target=args.target, device=args.device, verify=args.verify)
+    return predictor, IoUTracker(predictor.cards, window=args.window), schedule, budget
+
+
+def main(args: argparse.Namespace) -> int:
+    from edgeface.manifest import describe_artifact
+    from edgeface.runtime.sinks import AnnotatedVideoWriter, JsonlWriter, close_sinks, draw_results, frame_record
+    from edgeface.runtime.sources import VideoSource
+    from edgeface.runtime.video import VideoPipeline
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError("--max-frames must be at least 1")
+    if not args.stall_timeout > 0:
+        raise ValueError("--stall-timeout must be positive")
+    check_outputs(args)
+    predictor, tracker, schedule, budget = open_runtime(args)
     with predictor:
         source = VideoSource(args.source, max_reconnects=args.max_reconnects, decode_threads=budget.decode,
                              decoder=args.decoder, hwaccel=args.hwaccel, stall_timeout_s=args.stall_timeout)
@@ -125,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
                     return False
             return True
 
-        pipeline = VideoPipeline(source, predictor, IoUTracker(predictor.cards, window=args.window),
+        pipeline = VideoPipeline(source, predictor, tracker,
                                  detect_every=args.detect_every, max_frames=args.max_frames, schedule=schedule)
         committed = False
         try:

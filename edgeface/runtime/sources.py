@@ -43,15 +43,18 @@ class SourceSpec:
 
 
 def parse_source(source: str | int) -> SourceSpec:
-    """Camera index, RTSP/HTTP URL, GStreamer pipeline (``a ! b ! appsink``) or a video file that must exist."""
+    """Camera index, RTSP/HTTP URL, GStreamer pipeline (``gst:`` before it, or ``a ! b [! appsink]``) or a video
+    file that must exist. Pipelines run through PyGObject where it is installed, else through an OpenCV built
+    with GStreamer."""
     text = text_path(str(source).strip())
     if re.fullmatch(r"\d+", text):
         return SourceSpec("camera", int(text))
-    if "!" in text:
-        if not gstreamer_available():
-            raise ValueError("this OpenCV build has no GStreamer support (cv2.getBuildInformation() says "
-                             "'GStreamer: NO'); install an OpenCV built with GStreamer, or pass a file, camera or URL")
-        return SourceSpec("gstreamer", text)
+    if text.startswith("gst:") or "!" in text:
+        from edgeface.runtime.gstreamer import gst_missing
+
+        if gst_missing() and not gstreamer_available():
+            raise ValueError(f"{gst_missing()}; this OpenCV has no GStreamer either")
+        return SourceSpec("gstreamer", text.removeprefix("gst:"))
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
         return SourceSpec("url", text)
     if not Path(text).is_file():
@@ -74,6 +77,10 @@ def open_capture(spec: SourceSpec, threads: int | None = None, decoder: str = "a
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
     if spec.kind == "gstreamer":
+        from edgeface.runtime.gstreamer import GstCapture, gst_missing
+
+        if not gst_missing():
+            return GstCapture(spec.target, stall_s=timeout_s)
         return cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
     if spec.kind == "camera":
         return cv2.VideoCapture(spec.target)
@@ -128,12 +135,16 @@ class VideoSource:
         self._bad = 0  # unusable frames and frames sought past; the captures' own skips are added in bad_frames
         self._skipped_by_closed = 0  # frames skipped inside captures since released
         self.reconnects = 0
+        self.gap_s = 0.0  # time a live stream gave no frame: from its last frame before a drop to its first after
+        self._last_frame_at: float | None = None
         self._attempts = 0  # reconnect attempts since the last good frame
         self._seeks = 0  # seeks past damage since the last good frame
         self._good_since_open = False
         self._capture = self._open()
         if self._capture is None:
-            raise ValueError(f"cannot open video source {self.spec.target}")
+            why = f": {self._open_error}" if self._open_error else ""
+            raise ValueError(f"cannot open video source {self.spec.target}{why}")
+        self._stream = self.spec.live and getattr(self._capture, "live", True)  # a GStreamer pipeline knows
         fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
         self.decoder = getattr(self._capture, "decoder", "OpenCV " + cv2.__version__)
@@ -141,7 +152,7 @@ class VideoSource:
     @property
     def live(self) -> bool:
         """Frames arrive in real time (a camera, a stream, or a paced replay): fall behind and they are lost."""
-        return self.spec.live or self.pace_fps is not None
+        return self._stream or self.pace_fps is not None
 
     @property
     def bad_frames(self) -> int:
@@ -154,6 +165,7 @@ class VideoSource:
     def _open(self) -> cv2.VideoCapture | None:
         capture = self._opener(self.spec)
         if capture is None or not capture.isOpened():
+            self._open_error = getattr(capture, "error", None)  # a GStreamer pipeline says why it did not start
             return None
         return capture
 
@@ -183,7 +195,10 @@ class VideoSource:
                 if frame.ndim == 2:
                     frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
                 if frame.ndim == 3 and frame.shape[2] == 3:
-                    failures = 0
+                    now = time.perf_counter()
+                    if self.reconnects and not self._good_since_open and self._last_frame_at is not None:
+                        self.gap_s += now - self._last_frame_at
+                    failures, self._last_frame_at = 0, now
                     self._attempts, self._seeks, self._good_since_open = 0, 0, True
                     yield frame
                     continue
@@ -230,12 +245,12 @@ class VideoSource:
 
     def _restart(self, stop: threading.Event | None) -> bool:
         """Reopen after the stream ended or dropped; False when the source is finished."""
-        if self.spec.kind == "file" and not (self.loop and self._good_since_open):
+        if not self._stream and not (self.loop and self._good_since_open):  # a file (or non-live pipeline) ended
             return False
         self.release()
-        while self._attempts < (self.max_reconnects if self.spec.live else 1):
-            self._attempts += int(self.spec.live)
-            if self.spec.live:
+        while self._attempts < (self.max_reconnects if self._stream else 1):
+            self._attempts += int(self._stream)
+            if self._stream:
                 delay = min(self.backoff_s * 2 ** (self._attempts - 1), 8.0)
                 if stop is not None and stop.wait(delay):
                     return False
@@ -243,10 +258,10 @@ class VideoSource:
                     time.sleep(delay)
             self._capture = self._open()
             if self._capture is not None:
-                self.reconnects += int(self.spec.live)
+                self.reconnects += int(self._stream)
                 self._good_since_open = False
                 return True
-            if not self.spec.live:
+            if not self._stream:
                 return False
         return False
 

@@ -65,6 +65,42 @@ class FaceFollower:
         return followed
 
 
+class FrameAnalysis:
+    """The runtime's work on one frame, in the two steps the pipeline runs in separate threads: :meth:`detect`
+    (the detector every ``detect_every`` frames, optical-flow following in between) and :meth:`infer` (the models,
+    per track through the scheduler when there is a ``tracker``, else every face untracked). The threaded
+    :class:`VideoPipeline` and the GStreamer element (``edgeface/gst``) both run it, frame after frame in order."""
+
+    def __init__(self, predictor: Predictor, tracker: IoUTracker | None = None, detect_every: int = 1,
+                 schedule: Schedule | None = DEFAULT_SCHEDULE):
+        if detect_every < 1:
+            raise ValueError("detect_every must be at least 1")
+        self.predictor, self.tracker, self.detect_every = predictor, tracker, detect_every
+        self.inference = TrackedInference(predictor, tracker, schedule) if tracker is not None else None
+        self._follower = FaceFollower() if detect_every > 1 else None
+        self.inferred_faces = 0  # faces the models ran on so far
+
+    def detect(self, index: int, frame: np.ndarray) -> list[Face]:
+        """The faces of frame ``index`` (BGR): detected, or followed from the latest detection."""
+        if self._follower is None or index % self.detect_every == 0:
+            faces = self.predictor.detect(frame)
+            if self._follower is not None:
+                self._follower.reset(frame, faces)
+            return faces
+        return self._follower.follow(frame)
+
+    def infer(self, frame: np.ndarray, faces: list[Face]) -> list[FaceResult]:
+        """The frame's faces with their (fused) values and track ids."""
+        if self.inference is None:
+            results = self.predictor.infer(frame, faces)
+            self.inferred_faces += len(results)
+            return results
+        before = self.inference.inferred
+        results = self.inference(frame, face_results(faces))
+        self.inferred_faces += self.inference.inferred - before
+        return results
+
+
 @dataclass
 class RunStats:
     """Counts and per-stage latencies (seconds per frame) of one pipeline run."""
@@ -75,6 +111,7 @@ class RunStats:
     bad_frames: int = 0
     dropped_frames: int = 0  # live sources only: frames dropped because the pipeline was behind
     reconnects: int = 0
+    gap_s: float = 0.0  # live streams: seconds without frames while a dropped stream was reopened
     wall_s: float = 0.0
     interrupted: bool = False
     stage_s: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
@@ -95,6 +132,7 @@ class RunStats:
         return {"frames": self.frames, "faces": self.faces, "inferred_faces": self.inferred_faces,
                 "bad_frames": self.bad_frames,
                 "dropped_frames": self.dropped_frames, "reconnects": self.reconnects,
+                "gap_s": round(self.gap_s, 3),
                 "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
                 "interrupted": self.interrupted, "stages": {s: ms(v) for s, v in self.stage_s.items()},
                 "latency": ms(self.latency_s)}
@@ -104,7 +142,8 @@ class RunStats:
         lines = [f"{s['frames']} frames, {s['faces']} faces ({s['inferred_faces']} inferred), "
                  f"{s['bad_frames']} bad frames skipped, "
                  f"{s['dropped_frames']} dropped (behind a live source), {s['reconnects']} reconnects "
-                 f"in {s['wall_s']:.1f} s: {s['fps']:.1f} FPS"
+                 + (f"({s['gap_s']:.1f} s without frames) " if s["reconnects"] else "")
+                 + f"in {s['wall_s']:.1f} s: {s['fps']:.1f} FPS"
                  + (" (interrupted)" if s["interrupted"] else "")]
         for name, v in [*s["stages"].items(), ("end-to-end", s["latency"])]:
             if v["mean_ms"] is not None:
@@ -152,11 +191,9 @@ class VideoPipeline:
     def __init__(self, source: VideoSource, predictor: Predictor, tracker: IoUTracker | None = None,
                  detect_every: int = 1, max_frames: int | None = None, queue_size: int = 2,
                  schedule: Schedule | None = DEFAULT_SCHEDULE):
-        if detect_every < 1:
-            raise ValueError("detect_every must be at least 1")
         self.source, self.predictor, self.tracker = source, predictor, tracker
-        self.inference = TrackedInference(predictor, tracker, schedule) if tracker is not None else None
-        self.detect_every, self.max_frames, self.queue_size = detect_every, max_frames, queue_size
+        self.analysis = FrameAnalysis(predictor, tracker, detect_every, schedule)
+        self.max_frames, self.queue_size = max_frames, queue_size
         self.stop = threading.Event()  # stop reading; frames in flight still finish
         self._abort = threading.Event()  # a stage failed: everyone leaves now
         self._errors: list[BaseException] = []
@@ -221,15 +258,9 @@ class VideoPipeline:
                 break
 
     def _detect(self, inbox: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
-        follower = FaceFollower() if self.detect_every > 1 else None
         while (item := self._get(inbox, until_stop=True)) is not _END:  # a stop does not wait for the reader
             t = time.perf_counter()
-            if follower is None or item.index % self.detect_every == 0:
-                item.faces = self.predictor.detect(item.frame)
-                if follower is not None:
-                    follower.reset(item.frame, item.faces)
-            else:
-                item.faces = follower.follow(item.frame)
+            item.faces = self.analysis.detect(item.index, item.frame)
             stats.stage_s["detect"].append(time.perf_counter() - t)
             if not self._put(out, item):
                 return
@@ -237,13 +268,9 @@ class VideoPipeline:
     def _infer(self, inbox: queue.Queue, out: queue.Queue, stats: RunStats) -> None:
         while (item := self._get(inbox)) is not _END:
             t = time.perf_counter()
-            if self.inference is None:
-                item.results = self.predictor.infer(item.frame, item.faces)
-                stats.inferred_faces += len(item.results)
-            else:
-                before = self.inference.inferred
-                item.results = self.inference(item.frame, face_results(item.faces))
-                stats.inferred_faces += self.inference.inferred - before
+            before = self.analysis.inferred_faces
+            item.results = self.analysis.infer(item.frame, item.faces)
+            stats.inferred_faces += self.analysis.inferred_faces - before
             stats.stage_s["infer"].append(time.perf_counter() - t)
             if not self._put(out, item):
                 return
@@ -288,6 +315,7 @@ class VideoPipeline:
             threads[0].join(timeout=READER_WAIT_S)
             stats.wall_s = time.perf_counter() - start
             stats.bad_frames, stats.reconnects = self.source.bad_frames, self.source.reconnects
+            stats.gap_s = self.source.gap_s
             stats.dropped_frames += self.source.late_frames
         if self._errors:
             raise self._errors[0]
