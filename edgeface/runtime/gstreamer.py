@@ -60,10 +60,10 @@ class GstCapture:
     """``cv2.VideoCapture``'s interface (isOpened, read, get, release) over a GStreamer pipeline's appsink.
 
     ``description`` is ``gst-launch-1.0`` syntax; without an appsink, ``! videoconvert ! appsink`` is appended.
-    The appsink is asked for BGR. The pipeline is started at once and its first frame awaited (at most
-    ``stall_s``): a pipeline that fails to start, or ends before a frame, does not open. ``live`` says whether its
-    source is live (GStreamer's NO_PREROLL: a camera, an RTSP stream); a read returns no frame at end of stream,
-    after an error, or after ``stall_s`` without a frame (a stalled stream), and ``error`` says why.
+    The appsink is asked for BGR. The pipeline is started at once and its first frame awaited: a pipeline that
+    fails to start, or ends before a frame, does not open. ``live`` says whether its source is live (GStreamer's
+    NO_PREROLL: a camera, an RTSP stream); a read returns no frame at end of stream, after an error, or when a
+    live source gave none for ``stall_s`` (a stalled stream), and ``error`` says why.
     """
 
     def __init__(self, description: str, stall_s: float = 5.0):
@@ -137,7 +137,7 @@ class GstCapture:
             if sample is not None:
                 return True, self._to_frame(sample)
             why = self._bus_error() or ("end of stream" if self._sink.is_eos() else None)
-            if why is None and time.monotonic() > deadline:
+            if why is None and self.live and time.monotonic() > deadline:  # files wait as long as decoding takes
                 why = f"no frame for {self.stall_s:g} s"
             if why is not None:
                 self._fail(why)
