@@ -275,15 +275,8 @@ def convert_checkpoint(checkpoint: str | Path, targets: str | list[str] = "all",
     try:
         work = pending.tmp
         notes = _build_all(model, card, build, work, sample, calib_x, data_sha, options, manifest)
-        for name, reason in skipped.items():
-            manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
-        write_manifest(work, manifest)
-        _measure_drift(checkpoint, "checkpoint", card, manifest, work, faces, sample, calib_x is not None, options,
-                       build)
-        for name, note in notes.items():
-            manifest["artifacts"][name]["notes"] = note
-        write_manifest(work, manifest)
-        _commit(pending, out_dir, manifest)
+        _finish(pending, out_dir, manifest, card, skipped, notes, (checkpoint, "checkpoint"), faces, sample,
+                calib_x is not None, options, build)
     finally:
         pending.discard()
     return manifest
@@ -368,18 +361,27 @@ def convert_source(source: str | Path, targets: str | list[str] = "all", calib: 
             manifest["artifacts"]["onnx"] = artifact_entry("onnx", card, work,
                                                            tools=library_versions(FORMAT_TOOLS["onnx"]))
         notes = _build_all(None, card, build, work, sample, calib_x, data_sha, options, manifest)
-        for name, reason in skipped.items():
-            manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
-        write_manifest(work, manifest)
-        _measure_drift(work / TARGETS["onnx"].file, "onnx", card, manifest, work, faces, sample, calib_x is not None,
-                       options, build)
-        for name, note in notes.items():
-            manifest["artifacts"][name]["notes"] = note
-        write_manifest(work, manifest)
-        _commit(pending, out_dir, manifest)
+        _finish(pending, out_dir, manifest, card, skipped, notes, (work / TARGETS["onnx"].file, "onnx"), faces,
+                sample, calib_x is not None, options, build)
     finally:
         pending.discard()
     return manifest
+
+
+def _finish(pending: PendingDir, out_dir: Path, manifest: dict, card: ModelCard, skipped: dict[str, str],
+            notes: dict, reference: tuple[Path, str], faces, sample: np.ndarray, calibrated: bool,
+            options: ConvertOptions, build: list[str]) -> None:
+    """What every convert ends with: skipped targets recorded, drift measured against ``reference`` (its file and
+    kind), the builds' notes added, the manifest written and the folder committed (or kept aside on failure)."""
+    work = pending.tmp
+    for name, reason in skipped.items():
+        manifest["artifacts"][name] = artifact_entry(name, card, work, status="skipped", reason=reason)
+    write_manifest(work, manifest)
+    _measure_drift(reference[0], reference[1], card, manifest, work, faces, sample, calibrated, options, build)
+    for name, note in notes.items():
+        manifest["artifacts"][name]["notes"] = note
+    write_manifest(work, manifest)
+    _commit(pending, out_dir, manifest)
 
 
 def _build_all(model, card: ModelCard, build: list[str], work: Path, sample: np.ndarray, calib_x, data_sha,
