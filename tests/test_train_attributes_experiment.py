@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edgeface.bench.train_attributes import below_baseline, run_folder, select_landmark_weight, summary_rows
 
 
@@ -45,3 +47,15 @@ def test_attributes_under_their_majority_baseline_are_named():
     metrics = {"per_attribute": {"Bald": {"accuracy": 0.975, "baseline_accuracy": 0.98},
                                  "Young": {"accuracy": 0.70, "baseline_accuracy": 0.75}}}
     assert below_baseline(metrics) == ["Young"]
+
+
+def test_a_negative_or_non_finite_landmark_weight_is_refused_before_any_work(tmp_path, capsys):
+    from edgeface.cli import main as cli_main
+
+    for weight in ("-1", "nan"):
+        with pytest.raises(SystemExit) as stop:  # argparse refuses it while parsing
+            cli_main(["experiment", "train-attributes", "--data", str(tmp_path), "--landmark-weights", weight,
+                      "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
+        assert stop.value.code == 2
+        assert "--landmark-weights" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()

@@ -23,6 +23,7 @@ import numpy as np
 
 from edgeface.bench.experiments import add_common_arguments
 from edgeface.card import OUTPUT_ATTRIBUTES
+from edgeface.checks import number_type
 from edgeface.fileio import atomic_path, cache_dir, write_text
 
 RUNS = {  # run name -> task_options switched off
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--flip", action="store_true", help="test-time flip averaging (doubles inference; off by default)")
     p.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS), help="runs to train (default all)")
-    p.add_argument("--landmark-weights", type=float, nargs="+", default=[1.0], metavar="W",
+    p.add_argument("--landmark-weights", type=number_type(minimum=0), nargs="+", default=[1.0], metavar="W",
                    help="landmark loss weights for the full method (default 1.0, the recipe's); with several, each "
                         "is trained and the best on validation mean accuracy is the full method the ablations use")
     p.add_argument("--init", type=Path, default=None,
