@@ -124,19 +124,17 @@ def train_run(name: str, landmark_weight: float, train_csv: Path, work: Path,
     return best, seconds
 
 
-def predict(best: Path, csv_path: Path, work: Path, flip: bool) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(attribute probabilities, labels, landmark metrics) of a checkpoint on one split, through the product's
+def predict(runner, csv_path: Path, work: Path, flip: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(attribute probabilities, labels, landmark metrics) of an open runner on one split, through the product's
     evaluation path."""
     from edgeface.data.datasets import DataIssues, load_samples, prepare_faces
-    from edgeface.runtime import open_runner
     from edgeface.train.evaluate import evaluate_runner
 
-    with open_runner(best) as runner:
-        issues = DataIssues()
-        samples = load_samples("attributes-csv", csv_path, issues)
-        faces = prepare_faces(samples, runner.card.preprocess, issues, f"celeba-dev {csv_path.stem}", None,
-                              cache_dir("faces", work / "cache"))
-        metrics, outputs = evaluate_runner(runner, faces.crops, faces.targets, flip=flip, progress=False)
+    issues = DataIssues()
+    samples = load_samples("attributes-csv", csv_path, issues)
+    faces = prepare_faces(samples, runner.card.preprocess, issues, f"celeba-dev {csv_path.stem}", None,
+                          cache_dir("faces", work / "cache"))
+    metrics, outputs = evaluate_runner(runner, faces.crops, faces.targets, flip=flip, progress=False)
     landmarks = {k: v for k, v in metrics.items() if k.startswith("landmark")}
     return outputs[OUTPUT_ATTRIBUTES], faces.targets["attributes"], landmarks
 
@@ -144,22 +142,23 @@ def predict(best: Path, csv_path: Path, work: Path, flip: bool) -> tuple[np.ndar
 def evaluate(best: Path, val_csv: Path, test_csv: Path, work: Path, flip: bool) -> dict:
     """Test-split metrics of a checkpoint with thresholds refit on the validation faces for each objective
     (the card's own thresholds are the ``accuracy`` ones), beside 0.5 and the majority baseline."""
-    from edgeface.models.checkpoint import read_checkpoint
+    from edgeface.runtime import open_runner
     from edgeface.train.attributes import attribute_metrics, fit_thresholds
 
-    card = read_checkpoint(best)["card"]
-    names, rate = card["attributes"], card["extra"].get("train_positive_rate")
-    val_probs, val_labels, _ = predict(best, val_csv, work, flip)
-    test_probs, test_labels, landmarks = predict(best, test_csv, work, flip)
+    with open_runner(best) as runner:
+        card = runner.card
+        val_probs, val_labels, _ = predict(runner, val_csv, work, flip)
+        test_probs, test_labels, landmarks = predict(runner, test_csv, work, flip)
+    rate = card.extra.get("train_positive_rate")
     out: dict = {"objectives": {}}
     for objective in OBJECTIVES:
         thresholds = fit_thresholds(val_probs, val_labels, objective)
-        out["objectives"][objective] = attribute_metrics(test_probs, test_labels, names, thresholds, rate)
+        out["objectives"][objective] = attribute_metrics(test_probs, test_labels, card.attributes, thresholds, rate)
     out.update(landmarks)
-    out["card_threshold_objective"] = card.get("threshold_objective")
+    out["card_threshold_objective"] = card.threshold_objective
     out["val_metrics_at_best_epoch"] = {
-        k: v for k, v in card["extra"].get("val_metrics", {}).items() if isinstance(v, (int, float))}
-    out["best_epoch"] = card["extra"].get("best_epoch")
+        k: v for k, v in card.extra.get("val_metrics", {}).items() if isinstance(v, (int, float))}
+    out["best_epoch"] = card.extra.get("best_epoch")
     return out
 
 
