@@ -9,12 +9,18 @@ such a face is :data:`YUNET_MIN_FACE` px there (a quarter of the pixels for ``mi
 boxes and landmarks back to frame pixels. However large the image, YuNet sees at most :data:`MAX_DETECT_PIXELS`
 (its memory grows with the input: an 8000x8000 photo took 6 GB and 40 s at full size); the faces it can then find in
 such a photo are still above 60 px.
+
+With a ``low_score`` below the score threshold the detector also keeps the faces scored between the two, apart
+(:class:`Detections` ``.low``): a tracker's second association (ByteTrack's) uses them to keep a track alive where
+a face it follows is briefly detected with less confidence (half hidden, turned, blurred); they are never
+reported or inferred. YuNet's non-maximum suppression keeps a box unless a higher-scored one covers it, so the
+faces at the threshold are the same whatever the low score.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +37,15 @@ class Face:
     box: np.ndarray  # x, y, w, h in frame pixels
     landmarks: np.ndarray  # 5 x 2: left eye, right eye, nose tip, left / right mouth corner
     score: float
+
+
+class Detections(list[Face]):
+    """A frame's faces at the detector's score threshold, highest score first (the list itself), and in ``low``
+    those between the detector's low score and that threshold (for a tracker's second association only)."""
+
+    def __init__(self, faces: Iterable[Face] = (), low: Iterable[Face] = ()):
+        super().__init__(faces)
+        self.low = list(low)
 
 
 YUNET_MIN_FACE = 12  # px at YuNet's input: a margin above the ~10 px its training covers
@@ -66,6 +81,8 @@ class FaceDetector:
     ``model_path`` names another).
 
     ``downscale`` (default on) runs YuNet on the frame shrunk by :func:`detection_scale` of ``min_face``.
+    ``low_score`` (None: none): faces scored from it up to ``score_threshold`` are kept apart in
+    :class:`Detections` ``.low``.
     """
 
     def __init__(
@@ -76,13 +93,16 @@ class FaceDetector:
         min_face: int = 16,
         top_k: int = 500,
         downscale: bool = True,
+        low_score: float | None = None,
     ):
         path = Path(text_path(model_path or DETECTOR))  # OpenCV crashes on a path that is not text
         if not path.is_file():
             raise FileNotFoundError(f"face detector model not found: {path}")
+        self.score_threshold = score_threshold
+        self.low_score = score_threshold if low_score is None else min(low_score, score_threshold)
         try:
             with opencv_errors_only():
-                self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold,
+                self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.low_score, nms_threshold,
                                                       top_k)
         except cv2.error as e:
             raise ValueError(f"cannot load face detector {path}: {str(e).strip().splitlines()[-1]}") from e
@@ -90,8 +110,9 @@ class FaceDetector:
         self.scale = detection_scale(min_face) if downscale else 1.0
         self._size = (320, 320)
 
-    def detect(self, image_bgr: np.ndarray) -> list[Face]:
-        """Faces in the frame, highest score first; an empty list when there are none."""
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        """Faces in the frame, highest score first (empty when there are none); those below the score threshold
+        but at the low score apart, in ``.low``."""
         if image_bgr is None or image_bgr.ndim != 3 or image_bgr.size == 0:
             raise ValueError("expected an HxWx3 BGR image")
         h, w = image_bgr.shape[:2]
@@ -108,7 +129,7 @@ class FaceDetector:
             self._size = (small_w, small_h)
         _, rows = self._net.detect(image)
         if rows is None:
-            return []
+            return Detections()
         # the exact per-axis factors of the rounded size: a point at x in the small image is x * w / small_w
         back = np.array([w / small_w, h / small_h], np.float32)
         faces = []
@@ -117,4 +138,6 @@ class FaceDetector:
             if min(box[2], box[3]) >= self.min_face:
                 faces.append(Face(box=box, landmarks=(r[4:14].reshape(5, 2) * back).astype(np.float32),
                                   score=float(r[14])))
-        return sorted(faces, key=lambda f: -f.score)
+        faces.sort(key=lambda f: -f.score)
+        return Detections((f for f in faces if f.score >= self.score_threshold),
+                          (f for f in faces if f.score < self.score_threshold))

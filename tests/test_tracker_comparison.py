@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeface.bench.synthetic_video import GroundTruth, crossing_faces_frames
-from edgeface.bench.tracker_comparison import iou_tracker_step, score_tracking
+from edgeface.bench.tracker_comparison import edgeface_step, score_tracking
 
 A, B, FAR = (0, 0, 10, 10), (100, 0, 10, 10), (300, 300, 10, 10)
 
@@ -52,7 +52,7 @@ def test_crossing_clip_truth_and_the_runtime_tracker_on_it():
     top = truth[0][2]  # drawn last: only the bar can hide it
     x, y, w, h = top.box
     assert (frames[0][y + h // 2, x + w // 2] == 180).all() or top.visible < 1.0
-    step = iou_tracker_step(0.6)  # perfect detections: the runtime's tracker follows every face
+    step = edgeface_step(0.6)  # perfect detections: the runtime's tracker follows every face
     tracked = [step(np.array([g.box for g in people], float), np.ones(len(people))) for people in truth]
     score = score_tracking(truth, tracked, visible=0.0)
     assert score.misses == 0 and score.false_positives == 0

@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="smallest face side in pixels to find; the detector runs on the frame downscaled so "
                              "such a face is 12 px for YuNet (default 24: half size)")
     parser.add_argument("--score-threshold", type=float, default=0.6, help="detector score threshold")
+    parser.add_argument("--low-score", type=float, default=0.3,
+                        help="detections scored from this up to --score-threshold keep a tracked face's track alive "
+                             "and moving (ByteTrack's second association); never reported, inferred or starting "
+                             "a track (default 0.3; --score-threshold's value turns it off)")
     parser.add_argument("--flip", action="store_true", help="average with the mirrored face (doubles model cost)")
     parser.add_argument("--window", type=int, default=15, help="frames fused per track")
     parser.add_argument("--max-reconnects", type=int, default=5, help="reconnect attempts for a dropped stream")
@@ -83,6 +87,8 @@ def open_runtime(args: argparse.Namespace) -> tuple[Predictor, IoUTracker, Sched
         raise ValueError("--detect-every must be at least 1")
     if args.min_face < 1:
         raise ValueError("--min-face must be at least 1 pixel")
+    if not 0 <= args.low_score <= 1:
+        raise ValueError("--low-score must be between 0 and 1")
     if args.target:
         check_target(args.models, args.target)
     schedule = None if args.infer_every_frame else Schedule(refresh_every=args.refresh_every, budget=args.face_budget)
@@ -90,7 +96,7 @@ def open_runtime(args: argparse.Namespace) -> tuple[Predictor, IoUTracker, Sched
     budget.apply()
     predictor = Predictor(args.models, args.detector, backend=args.backend, threads=budget.infer,
                           min_face=args.min_face, score_threshold=args.score_threshold, flip=args.flip,
-                          target=args.target, device=args.device, verify=args.verify)
+                          target=args.target, device=args.device, verify=args.verify, low_score=args.low_score)
     return predictor, IoUTracker(predictor.cards, window=args.window), schedule, budget
 
 

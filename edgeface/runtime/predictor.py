@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeface.card import OUTPUT_ATTRIBUTES, OUTPUT_LANDMARKS, OUTPUT_PROBS, ModelCard
 from edgeface.decode import decode, merge_flipped
-from edgeface.detector import Face, FaceDetector
+from edgeface.detector import Detections, Face, FaceDetector
 from edgeface.faces import face_crop
 from edgeface.preprocess import PreprocessSpec, alignment_matrix, flip_input, to_input
 from edgeface.runtime.base import Runner, open_runner
@@ -100,14 +100,19 @@ class Predictor:
     ``flip`` averages each prediction with the mirrored face (DLDL-v2's test-time flip). It doubles
     model cost, so it is off by default: for video the tracker's temporal fusion gives the steadiness
     at no extra cost. Turn it on for single images.
+
+    ``low_score``: the detector also keeps faces scored from it up to ``score_threshold``, apart
+    (:class:`~edgeface.detector.Detections` ``.low``), for the tracker's second association; they are never
+    inferred nor returned by :meth:`predict`. None or a value at the threshold keeps none.
     """
 
     def __init__(self, models: str | Path | list[str | Path], detector_path: str | Path | None = None,
                  backend: str | None = None, threads: int | None = None, min_face: int = 24,
                  score_threshold: float = 0.6, flip: bool = False, target: str | None = None,
-                 device: str | None = None, downscale: bool = True, verify: bool = True):
+                 device: str | None = None, downscale: bool = True, verify: bool = True,
+                 low_score: float | None = 0.3):
         self.detector = FaceDetector(detector_path, score_threshold=score_threshold, min_face=min_face,
-                                     downscale=downscale)
+                                     downscale=downscale, low_score=low_score)
         self.flip = flip
         self.models: list[LoadedModel] = []
         try:
@@ -124,8 +129,9 @@ class Predictor:
             self.close()
             raise ValueError(f"more than one model for task {', '.join(duplicates)}; give one model per task")
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Face]:
-        """Faces in the frame (box, 5 landmarks, score), highest score first."""
+    def detect(self, frame_bgr: np.ndarray) -> Detections:
+        """Faces in the frame (box, 5 landmarks, score), highest score first; in ``.low`` those between the low
+        score and the score threshold."""
         return self.detector.detect(frame_bgr)
 
     def predict(self, frame_bgr: np.ndarray, rgb: bool = False) -> list[FaceResult]:

@@ -10,6 +10,7 @@ temporal fusion takes each new result; the other faces carry their track's fused
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -109,15 +110,17 @@ class InferenceScheduler:
 
 class TrackedInference:
     """One frame's faces -> tracked results, inferring all of them (``schedule=None``, the per-frame runtime) or
-    only those the :class:`InferenceScheduler` picks; counts the faces inferred."""
+    only those the :class:`InferenceScheduler` picks; counts the faces inferred. ``low``: the frame's low-score
+    detections, which only keep tracks alive (:meth:`IoUTracker.assign`)."""
 
     def __init__(self, predictor: Predictor, tracker: IoUTracker, schedule: Schedule | None = None):
         self.predictor, self.tracker = predictor, tracker
         self.scheduler = InferenceScheduler(schedule) if schedule is not None else None
         self.inferred = 0
 
-    def __call__(self, frame: np.ndarray, results: list[FaceResult]) -> list[FaceResult]:
-        tracks = self.tracker.assign(results)
+    def __call__(self, frame: np.ndarray, results: list[FaceResult],
+                 low: Sequence[FaceResult] = ()) -> list[FaceResult]:
+        tracks = self.tracker.assign(results, low)
         if self.scheduler is None:
             chosen = list(range(len(results)))
         else:

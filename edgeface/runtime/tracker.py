@@ -21,6 +21,7 @@ over the detections between the low and the run's score threshold, which the det
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ from edgeface.labels import distribution_std, expectation
 from edgeface.runtime.predictor import FaceResult
 
 if TYPE_CHECKING:
+    from edgeface.detector import Face
     from edgeface.runtime.scheduler import FaceView
 
 
@@ -50,7 +52,8 @@ def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 @dataclass
 class Track:
     track_id: int
-    box: np.ndarray
+    box: np.ndarray  # where the face is expected on the current frame: its latest box moved by its velocity since
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame of the box's centre, smoothed
     hits: int = 1
     missed: int = 0
     probs: dict[str, deque] = field(default_factory=dict)
@@ -59,45 +62,79 @@ class Track:
     latest: FaceResult | None = None  # the fused values after that inference (carried to frames without one)
     reference: FaceView | None = None  # what the scheduler saw at that inference (size, pose, sharpness)
 
+    def predict(self) -> None:
+        """Move the expected box one frame along the velocity (its size kept)."""
+        self.box = self.box.copy()
+        self.box[:2] += self.velocity
+
+    def observe(self, box: np.ndarray, smoothing: float) -> None:
+        """A detection of this face on the current frame: the velocity moves ``smoothing`` of the way towards
+        the one the detection implies (the miss between the expected and the detected box centre, spread over
+        the frames since the last detection), and the box becomes the detection's."""
+        box = np.asarray(box, np.float64)
+        miss = (box[:2] + box[2:] / 2) - (self.box[:2] + self.box[2:] / 2)
+        self.velocity = self.velocity + smoothing * miss / (self.missed + 1)
+        self.box = box.copy()
+        self.hits, self.missed = self.hits + 1, 0
+
 
 class IoUTracker:
-    """Greedy IoU matching of each frame's faces to live tracks; a track dies after ``max_missed`` frames unseen."""
+    """Greedy IoU matching of each frame's faces to where live tracks are expected (constant velocity), then of
+    the low-score detections to the tracks still unmatched; a track dies after ``max_missed`` frames unseen.
 
-    def __init__(self, cards: list[ModelCard], iou_threshold: float = 0.3, max_missed: int = 10, window: int = 15):
+    The defaults are ByteTrack's: IoU 0.2 for the faces, 0.5 for the low-score detections (less sure, so they
+    must overlap more), 25 frames of patience (its 30-frame buffer at 30 FPS is one second: 25 frames at 25 FPS);
+    ``smoothing`` is the share of each detection's velocity miss taken into the track's velocity."""
+
+    def __init__(self, cards: list[ModelCard], iou_threshold: float = 0.2, max_missed: int = 25, window: int = 15,
+                 low_iou_threshold: float = 0.5, smoothing: float = 0.3):
         if window < 1:
             raise ValueError("window must be at least 1 frame")
+        if not 0 < smoothing <= 1:
+            raise ValueError("smoothing must be in (0, 1]")
         self.cards = {c.task: c for c in cards}
-        self.iou_threshold = iou_threshold
+        self.iou_threshold, self.low_iou_threshold = iou_threshold, low_iou_threshold
         self.max_missed = max_missed
         self.window = window
+        self.smoothing = smoothing
         self.tracks: list[Track] = []
         self.frame = -1  # index of the latest frame given to assign()
         self._next_id = 1
 
-    def update(self, faces: list[FaceResult]) -> list[FaceResult]:
+    def update(self, faces: list[FaceResult], low: Sequence[Face | FaceResult] = ()) -> list[FaceResult]:
         """Give each face (all inferred on this frame) a track id and replace its values by the track's fused
-        ones (in place; returned)."""
-        for track, face in zip(self.assign(faces), faces, strict=True):
+        ones (in place; returned). ``low``: as in :meth:`assign`."""
+        for track, face in zip(self.assign(faces, low), faces, strict=True):
             self.fuse(track, face)
         return faces
 
-    def assign(self, faces: list[FaceResult]) -> list[Track]:
+    def assign(self, faces: list[FaceResult], low: Sequence[Face | FaceResult] = ()) -> list[Track]:
         """Match one frame's faces to tracks (new faces start tracks) and set their track ids; the tracks, in
-        face order. Call :meth:`fuse` or :meth:`carry` for each face afterwards."""
+        face order. Call :meth:`fuse` or :meth:`carry` for each face afterwards.
+
+        ``low``: the frame's detections below the run's score threshold (:class:`edgeface.detector.Detections`
+        ``.low``). One that matches a track no face matched keeps that track alive and moves it, as a face
+        would; it never starts a track and is not among the faces (so neither inferred nor reported)."""
         self.frame += 1
-        matches = self._match(faces)
+        for track in self.tracks:
+            track.predict()
+        matches = _greedy_match([f.box for f in faces], self.tracks, self.iou_threshold)
         tracks: list[Track] = []
         for i, face in enumerate(faces):
             track = matches.get(i)
             if track is None:
-                track = Track(self._next_id, face.box.copy())
+                track = Track(self._next_id, np.asarray(face.box, np.float64).copy())
                 self._next_id += 1
                 self.tracks.append(track)
             else:
-                track.box, track.hits, track.missed = face.box.copy(), track.hits + 1, 0
+                track.observe(face.box, self.smoothing)
             face.track_id = track.track_id
             tracks.append(track)
         seen = {t.track_id for t in tracks}
+        unmatched = [t for t in self.tracks if t.track_id not in seen]
+        for k, track in _greedy_match([d.box for d in low], unmatched, self.low_iou_threshold).items():
+            track.observe(low[k].box, self.smoothing)
+            seen.add(track.track_id)
         for track in self.tracks:
             if track.track_id not in seen:
                 track.missed += 1
@@ -125,22 +162,6 @@ class IoUTracker:
             face.model_landmarks = (latest.model_landmarks + shift).astype(np.float32)
         face.stale_frames = self.frame - track.inferred_frame
 
-    def _match(self, faces: list[FaceResult]) -> dict[int, Track]:
-        if not faces or not self.tracks:
-            return {}
-        iou = iou_matrix(np.stack([f.box for f in faces]), np.stack([t.box for t in self.tracks]))
-        matches: dict[int, Track] = {}
-        used: set[int] = set()
-        for flat in np.argsort(-iou, axis=None):
-            i, j = np.unravel_index(flat, iou.shape)
-            if iou[i, j] < self.iou_threshold:
-                break
-            if i in matches or j in used:
-                continue
-            matches[int(i)] = self.tracks[j]
-            used.add(int(j))
-        return matches
-
     def _fuse(self, track: Track, face: FaceResult) -> None:
         for task, probs in face.probs.items():
             history = track.probs.setdefault(task, deque(maxlen=self.window))
@@ -160,3 +181,22 @@ class IoUTracker:
             face.decisions = {n: bool(d) for n, d in zip(card.attributes or [], decision_matrix(card, fused[None])[0],
                                                          strict=True)}
             face.fused_frames = max(face.fused_frames, len(track.attr_probs))
+
+
+def _greedy_match(boxes: Sequence[np.ndarray], tracks: list[Track], threshold: float) -> dict[int, Track]:
+    """Box index -> track, pairs taken by decreasing IoU with the tracks' expected boxes, each at most once,
+    while the IoU is at least ``threshold``."""
+    if not len(boxes) or not tracks:
+        return {}
+    iou = iou_matrix(np.stack(boxes), np.stack([t.box for t in tracks]))
+    matches: dict[int, Track] = {}
+    used: set[int] = set()
+    for flat in np.argsort(-iou, axis=None):
+        i, j = (int(v) for v in np.unravel_index(flat, iou.shape))
+        if iou[i, j] < threshold:
+            break
+        if i in matches or j in used:
+            continue
+        matches[i] = tracks[j]
+        used.add(j)
+    return matches

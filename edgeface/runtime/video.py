@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edgeface.detector import Face
+from edgeface.detector import Detections, Face
 from edgeface.runtime.predictor import FaceResult, Predictor, face_results
 from edgeface.runtime.scheduler import Schedule, TrackedInference
 from edgeface.runtime.sources import VideoSource
@@ -81,7 +81,8 @@ class FrameAnalysis:
         self.inferred_faces = 0  # faces the models ran on so far
 
     def detect(self, index: int, frame: np.ndarray) -> list[Face]:
-        """The faces of frame ``index`` (BGR): detected, or followed from the latest detection."""
+        """The faces of frame ``index`` (BGR): detected (:class:`~edgeface.detector.Detections`, with the
+        low-score ones for the tracker), or followed from the latest detection."""
         if self._follower is None or index % self.detect_every == 0:
             faces = self.predictor.detect(frame)
             if self._follower is not None:
@@ -96,7 +97,8 @@ class FrameAnalysis:
             self.inferred_faces += len(results)
             return results
         before = self.inference.inferred
-        results = self.inference(frame, face_results(faces))
+        low = face_results(faces.low) if isinstance(faces, Detections) else []
+        results = self.inference(frame, face_results(faces), low)
         self.inferred_faces += self.inference.inferred - before
         return results
 
