@@ -254,19 +254,21 @@ def figure(document: dict, path) -> None:
     from edgeface.fileio import save_figure
 
     names = list(document["trackers"])
-    counts = ["id_switches", "fragmentations", "misses", "false_positives"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 1.3]})
+    groups = [["id_switches", "fragmentations"], ["misses", "false_positives"]]  # identity, then presence counts
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2, 2, 1.4]})
     width = 0.8 / len(names)
-    for k, name in enumerate(names):
-        values = [document["trackers"][name][c] for c in counts]
-        left.bar(np.arange(len(counts)) + k * width, values, width, label=name)
-    left.set_xticks(np.arange(len(counts)) + width * (len(names) - 1) / 2, [c.replace("_", " ") for c in counts])
-    left.set_ylabel("count over the clip (lower is better)")
-    left.legend()
+    for ax, counts in zip(axes[:2], groups, strict=True):
+        for k, name in enumerate(names):
+            ax.bar(np.arange(len(counts)) + k * width, [document["trackers"][name][c] for c in counts], width,
+                   label=name, color=f"C{k}")
+        ax.set_xticks(np.arange(len(counts)) + width * (len(names) - 1) / 2, [c.replace("_", " ") for c in counts])
+        ax.set_ylabel("count over the clip (lower is better)")
+    axes[0].legend(fontsize=8)
+    right = axes[2]
     right.bar(names, [document["trackers"][n]["mota"] for n in names], color=[f"C{k}" for k in range(len(names))])
     right.set_ylabel("MOTA (higher is better)")
     right.set_ylim(0, 1)
-    right.tick_params(axis="x", labelrotation=30)
+    plt.setp(right.get_xticklabels(), rotation=35, ha="right")
     fig.suptitle(f"Trackers on {document['clip']['frames']} frames of {document['clip']['faces']} crossing faces")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
