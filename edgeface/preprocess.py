@@ -90,16 +90,26 @@ def align_face(image_bgr: np.ndarray, landmarks: np.ndarray | None, spec: Prepro
     return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if spec.color == "RGB" else crop
 
 
-def to_input(crops: np.ndarray | list[np.ndarray], spec: PreprocessSpec) -> np.ndarray:
-    """Aligned uint8 crops (N x S x S x 3, or a list) -> normalised float32 network input (NCHW)."""
+def to_input(crops: np.ndarray | list[np.ndarray], spec: PreprocessSpec, out: np.ndarray | None = None
+             ) -> np.ndarray:
+    """Aligned uint8 crops (N x S x S x 3, or a list) -> normalised float32 network input (NCHW). ``out``: an
+    array to write it into (a runner's :meth:`~edgeface.runtime.base.Runner.input_buffer`), returned."""
     batch = np.ascontiguousarray(np.stack(list(crops)) if isinstance(crops, list) else crops)
     if batch.ndim == 3:
         batch = batch[None]
     x = (batch.astype(np.float32) - np.asarray(spec.mean, dtype=np.float32)) / np.float32(spec.std)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if spec.layout == "NCHW" else x
+    x = x.transpose(0, 3, 1, 2) if spec.layout == "NCHW" else x
+    if out is None:
+        return np.ascontiguousarray(x)
+    np.copyto(out, x)
+    return out
 
 
-def flip_input(x: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """The horizontally flipped network input (DLDL-v2 averages the prediction with it)."""
-    width_axis = 3 if spec.layout == "NCHW" else 2
-    return np.ascontiguousarray(np.flip(x, axis=width_axis))
+def flip_input(x: np.ndarray, spec: PreprocessSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """The horizontally flipped network input (DLDL-v2 averages the prediction with it), written into ``out``
+    when given."""
+    flipped = np.flip(x, axis=3 if spec.layout == "NCHW" else 2)
+    if out is None:
+        return np.ascontiguousarray(flipped)
+    np.copyto(out, flipped)
+    return out

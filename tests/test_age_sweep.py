@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edgeface.bench.age_sweep import calibration_folder, markdown, parse_spec
@@ -52,6 +53,9 @@ def test_latency_rounds_interleave_the_artifacts(monkeypatch):
         def __init__(self, key):
             self.key, self.active = key, True
 
+        def input_buffer(self, batch):
+            return np.empty((batch, 3, 8, 8), np.float32)
+
         def infer(self, x):
             calls.append(self.key)
             return {}
@@ -62,7 +66,7 @@ def test_latency_rounds_interleave_the_artifacts(monkeypatch):
     opened: list[FakeRunner] = []
     monkeypatch.setattr(edgeface.runtime, "open_runner",
                         lambda path, threads: opened.append(FakeRunner(str(path))) or opened[-1])
-    stats = interleaved_latency({"a": ("A", 32), "b": ("B", 64)}, seconds=0.02, rounds=3)
+    stats = interleaved_latency({"a": "A", "b": "B"}, seconds=0.02, rounds=3)
     assert set(stats) == {"a", "b"} and all(s["n"] >= 30 for s in stats.values())
     timed = [k for i, k in enumerate(calls) if i == 0 or k != calls[i - 1]]  # the order of runs of calls
     assert timed[-6:] == ["A", "B"] * 3  # three rounds, A then B in each

@@ -69,6 +69,23 @@ def test_all_faces_of_a_frame_are_one_batch_per_model(workdir, yunet_path):
             assert calls == [rows, rows]  # one call per model, mirrored faces in the same batch
 
 
+def test_openvino_models_filled_in_place_predict_what_the_checkpoints_do(workdir, yunet_path, tmp_path):
+    from edgeface.convert.pipeline import convert_checkpoint
+
+    irs = [tmp_path / name for name in ("age", "attributes")]  # one preprocessing shared by both models
+    for folder in irs:
+        convert_checkpoint(workdir["models"] / f"{folder.name}.pt", ["openvino"], out_dir=folder)
+    with Predictor(workdir["models"], yunet_path, threads=1, flip=True) as torch_p, \
+            Predictor(irs, yunet_path, threads=1, flip=True) as openvino_p:
+        assert [m.runner.backend for m in openvino_p.models] == ["openvino", "openvino"]
+        for _ in range(2):  # the second frame reuses the requests' input memory
+            want, got = torch_p.predict(workdir["frame"]), openvino_p.predict(workdir["frame"])
+            assert len(got) == len(want) == 3
+            for g, w in zip(got, want, strict=True):
+                assert g.age == pytest.approx(w.age, abs=0.05)
+                np.testing.assert_allclose(list(g.attributes.values()), list(w.attributes.values()), atol=1e-3)
+
+
 def test_rgb_flag_and_no_face(predictor, workdir):
     frame = workdir["frame"]
     bgr = predictor.predict(frame)

@@ -95,6 +95,40 @@ def test_openvino_request_owns_its_input_across_batch_sizes(folder, batch_and_re
         np.testing.assert_array_equal(parts[0], first)  # earlier outputs are the caller's, not the request's
         strided = np.ascontiguousarray(x[:2, :, ::-1, :])[:, :, ::-1, :]  # a non-contiguous view of x[:2]
         np.testing.assert_allclose(runner.infer(strided)["expectation"], whole[:2], atol=1e-4)
+
+
+def test_openvino_runs_small_batches_on_models_compiled_for_their_size(folder, batch_and_reference, monkeypatch):
+    import edgeface.runtime.runner_openvino as runner_openvino
+
+    monkeypatch.setattr(runner_openvino, "MAX_STATIC_BATCH", 2)
+    out, _ = folder
+    x, _ = batch_and_reference
+    with OpenVinoRunner(out / "model.xml", threads=1) as runner:
+        assert runner.compiled_for(1).inputs[0].get_partial_shape().is_static  # ready before the first call
+        assert runner.compiled.inputs[0].get_partial_shape()[0].is_dynamic
+        results = {n: runner.infer(x[:n])["expectation"] for n in (1, 2, 3, 5)}
+        assert [str(runner.compiled_for(n).inputs[0].get_partial_shape()[0]) for n in (1, 2, 3)] == ["1", "2", "?"]
+        assert runner.compiled_for(5) is runner.compiled_for(3) is runner.compiled  # beyond the cap: the dynamic one
+        for n, values in results.items():
+            np.testing.assert_allclose(values, results[5][:n], atol=1e-4)  # every path, the same numbers
+
+
+def test_openvino_reads_its_input_buffer_in_place_and_copies_anything_else(folder, batch_and_reference):
+    out, _ = folder
+    x, _ = batch_and_reference
+    with OpenVinoRunner(out / "model.xml", threads=1) as runner, open_runner(out / "model.onnx") as reference:
+        want = [reference.infer(x[i:i + 1])["expectation"] for i in range(2)]
+        buffer = runner.input_buffer(1)
+        assert buffer.shape == x[:1].shape and runner.input_buffer(1) is buffer  # the request's own memory
+        for i in range(2):  # what the caller writes there is what runs
+            buffer[:] = x[i:i + 1]
+            np.testing.assert_allclose(runner.infer(buffer)["expectation"], want[i], atol=1e-3)
+        swapped = buffer.transpose(0, 1, 3, 2)  # same memory and shape (square input), other layout: copied in
+        buffer[:] = x[1:2].transpose(0, 1, 3, 2)
+        np.testing.assert_allclose(runner.infer(swapped)["expectation"], want[1], atol=1e-3)
+        assert reference.input_buffer(3).shape == (3, *x.shape[1:])  # other backends: a new array to fill
+
+
 def test_onnxruntime_refuses_missing_provider(folder):
     from edgeface.errors import BackendUnavailable
 

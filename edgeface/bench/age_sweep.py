@@ -19,6 +19,7 @@ import argparse
 import os
 import shutil
 import time
+from collections.abc import Hashable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -120,20 +121,22 @@ def measure_run(spec: dict, run: Path, args: argparse.Namespace) -> dict:
             "params": _params(run / "best.pt"), "artifacts": artifacts}
 
 
-def interleaved_latency(artifacts: dict[str, tuple[Path, int]], seconds: float, rounds: int = 10) -> dict[str, dict]:
-    """Batch-1 latency (ms) of several artifacts ({key: (path, input size)}), all loaded at once and timed in
+def interleaved_latency(artifacts: dict[Hashable, Path], seconds: float, rounds: int = 10
+                        ) -> dict[Hashable, dict]:
+    """Batch-1 latency (ms) of several artifacts ({key: path}), all loaded at once and timed in
     interleaved rounds (A, B, C, A, B, C, ...; :func:`edgeface.bench.interleaved.timed_rounds`): load from other
     processes falls on every artifact alike, so their ratios hold on a shared machine. ``seconds`` per artifact in
     all, after a one-second warm-up each."""
     from edgeface.bench.interleaved import timed_rounds
-    from edgeface.bench.timing import latency_stats
+    from edgeface.bench.timing import latency_stats, runner_input
     from edgeface.runtime import open_runner
 
     runners, calls = [], {}
+    rng = np.random.default_rng(0)
     try:
-        for key, (path, size) in artifacts.items():
+        for key, path in artifacts.items():
             runners.append(open_runner(path, threads=2))
-            x = np.zeros((1, 3, size, size), np.float32)
+            x = runner_input(runners[-1], 1, rng)
             calls[key] = lambda r=runners[-1], x=x: r.infer(x)
         samples = timed_rounds(calls, rounds, seconds / rounds, warmup_s=1.0, min_calls=10)
     finally:
@@ -220,8 +223,8 @@ def main(args: argparse.Namespace) -> int:
                   f"{os.getloadavg()[0]:.1f} at the start)."),
         "runs": [measure_run(spec, run, args) for spec, run in runs],
     }
-    timed = {(i, target): (run / document["runs"][i]["artifacts"][target]["file"], spec["size"])
-             for i, (spec, run) in enumerate(runs) for target in TIMED_TARGETS}
+    timed = {(i, target): run / document["runs"][i]["artifacts"][target]["file"]
+             for i, (_spec, run) in enumerate(runs) for target in TIMED_TARGETS}
     document["load_average_timing"] = round(os.getloadavg()[0], 2)
     for (i, target), stats in interleaved_latency(timed, args.seconds).items():
         document["runs"][i]["artifacts"][target]["latency_ms"] = stats

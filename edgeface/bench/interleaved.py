@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from edgeface.bench.timing import interleaved_ratios, latency_stats, time_calls, warm_up
+from edgeface.bench.timing import interleaved_ratios, latency_stats, runner_input, time_calls, warm_up
 
 K = TypeVar("K", bound=Hashable)
 
@@ -137,14 +137,14 @@ class PairedOpenVinoLoop:
     ``InferRequest.latency``) run in this process on the runner's own compiled model, alternated call by call with
     the runner's ``infer``: the two calls of a pair see the same instant's load, which rounds seconds apart (and a
     benchmark_app process started per round) do not on a machine loaded many times over. The config is the runner's
-    by construction; what differs is exactly edgeface's per-call work (input copy-in, output copies, checks, the
-    Python call around the request)."""
+    by construction; what differs is exactly edgeface's per-call work (output copies, checks, the Python call
+    around the request; the input is in the runner's buffer, where the runtime preprocesses into)."""
 
     def __init__(self, runner, x: np.ndarray, warmup_s: float):
         import openvino as ov
 
         self.runner, self.x = runner, x
-        self.request = runner.compiled.create_infer_request()
+        self.request = runner.compiled_for(len(x)).create_infer_request()
         self.request.set_input_tensor(ov.Tensor(np.array(x)))
         warm_up(self._pair, warmup_s)
 
@@ -202,12 +202,11 @@ def measure_interleaved(jobs: list[dict], rounds: int, round_s: float, warmup_s:
                                          threads=job["threads"], verify=False, **job["options"])
             except Exception:  # the isolated run of this job records the reason
                 continue
-            size = runners[i].card.preprocess.input_size
-            x = rng.standard_normal((1, 3, size, size), dtype=np.float32)
+            x = runner_input(runners[i], 1, rng)
             calls[i] = lambda r=runners[i], x=x: r.infer(x)
             out[i] = {"rounds_ms": [], "benchmark_app_rounds_ms": None}
             if reference is not None and job["backend"] == "openvino" and job["format"] == "openvino":
-                out[i].update(benchmark_app_rounds_ms=[], openvino_config=compiled_config(runners[i].compiled),
+                out[i].update(benchmark_app_rounds_ms=[], openvino_config=compiled_config(runners[i].compiled_for(1)),
                               paired_loop={"rounds_ms": [], "openvino_rounds_ms": []})
                 paired[i] = PairedOpenVinoLoop(runners[i], x, warmup_s)
         samples = timed_rounds(calls, rounds, round_s, warmup_s, after_turn=measure_reference if reference else None)

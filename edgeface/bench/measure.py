@@ -21,7 +21,7 @@ import numpy as np
 from edgeface import __version__
 from edgeface.bench import fingerprint as fp_mod
 from edgeface.bench.schema import RESULT_FORMAT, validate_result
-from edgeface.bench.timing import concurrent_throughput, latency_stats, time_calls, warm_up
+from edgeface.bench.timing import concurrent_throughput, latency_stats, runner_input, time_calls, warm_up
 from edgeface.fileio import portable_path
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,11 @@ def run_job(job: dict, settings: dict) -> dict:
     runner = open_runner(job["artifact"], backend=job["backend"], device=job["device"], threads=job["threads"],
                          verify=False, **job["options"])
     load_s = time.perf_counter() - t0
-    size = runner.card.preprocess.input_size
     rng = np.random.default_rng(0)
     result = {"load_s": round(load_s, 4), "rss_after_load_mib": round(_rss_mib() - rss_before, 2), "batches": []}
     with runner:
         for batch in settings["batches"]:
-            x = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
+            x = runner_input(runner, batch, rng)
             runner.infer(x)  # first call: lazy allocations
             warm_up(lambda x=x: runner.infer(x), settings["warmup_s"])
             with TegrastatsSampler() as power:

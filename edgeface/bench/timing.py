@@ -62,6 +62,15 @@ def warm_up(call: Callable[[], object], seconds: float, min_calls: int = 2) -> i
     return calls
 
 
+def runner_input(runner, batch: int, rng: np.random.Generator) -> np.ndarray:
+    """A random float32 batch in ``runner``'s own input buffer (``Runner.input_buffer``), where the runtime's
+    predictor writes its preprocessed faces: the timed ``runner.infer`` then does what the runtime's does (no input
+    copy where the backend reads that buffer in place; benchmark_app also times an input set once)."""
+    x = runner.input_buffer(batch)
+    rng.standard_normal(dtype=np.float32, out=x)
+    return x
+
+
 def time_calls(call: Callable[[], object], seconds: float, min_calls: int = MIN_SAMPLES,
                clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Per-call wall times (s), one request at a time, until ``seconds`` have passed and ``min_calls`` calls

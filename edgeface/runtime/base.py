@@ -89,6 +89,13 @@ class Runner(ABC):
         self.check_input(x)
         return self.infer_impl(x)
 
+    def input_buffer(self, batch: int) -> np.ndarray:
+        """A float32 array for a batch of ``batch`` faces, laid out as :attr:`input_spec` says, for the caller to
+        fill: :meth:`infer` reads it where it is when the backend can (OpenVINO: the infer request's own input
+        memory, so no copy happens per call); elsewhere it is a new array."""
+        self.require_active()
+        return np.empty([batch, *self.input_spec["shape"][1:]], np.float32)
+
     def infer_many(self, batches: Iterable[np.ndarray], jobs: int | None = None) -> list[dict[str, np.ndarray]]:
         """Many batches, results in input order. Backends with asynchronous requests keep ``jobs`` in flight
         (default :attr:`default_jobs`); this base version runs them one after the other."""

@@ -148,21 +148,28 @@ class Predictor:
         it picks which of a frame's faces are worth a model run)."""
         if not results:
             return results
-        batches: dict[PreprocessSpec, np.ndarray] = {}
+        n = len(results)
+        inputs: dict[PreprocessSpec, np.ndarray] = {}  # each preprocessing runs once per frame
         for model in self.models:
             spec = model.card.preprocess
-            if spec not in batches:
-                batches[spec] = to_input([face_crop(frame, spec, landmarks=r.landmarks) for r in results], spec)
-            self._run_model(model, batches[spec], results)
+            # written straight into the runner's input memory; the mirrored faces ride in the same batch
+            buffer = model.runner.input_buffer(2 * n if self.flip else n)
+            if spec in inputs:
+                np.copyto(buffer[:n], inputs[spec])
+            else:
+                inputs[spec] = to_input([face_crop(frame, spec, landmarks=r.landmarks) for r in results], spec,
+                                        out=buffer[:n])
+            if self.flip:
+                flip_input(buffer[:n], spec, out=buffer[n:])
+            self._run_model(model, buffer, results)
         return results
 
     def _run_model(self, model: LoadedModel, x: np.ndarray, results: list[FaceResult]) -> None:
         card, n = model.card, len(results)
-        if self.flip:  # the mirrored faces ride in the same batch: one call per model per frame
-            both = model.runner.infer(np.concatenate([x, flip_input(x, card.preprocess)]))
-            outputs = merge_flipped(card, {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()})
-        else:
-            outputs = model.runner.infer(x)
+        outputs = model.runner.infer(x)
+        if self.flip:  # one call per model per frame: the faces, then their mirror images
+            outputs = merge_flipped(card, {k: v[:n] for k, v in outputs.items()},
+                                    {k: v[n:] for k, v in outputs.items()})
         for result, row, i in zip(results, decode(card, outputs), range(n), strict=True):
             if card.task == "attributes":
                 result.attributes, result.decisions = row["attributes"], row["decisions"]
