@@ -65,12 +65,12 @@ def markdown_table(document: dict) -> str:
 
 def interleaved_table(document: dict) -> str:
     """Batch-1 medians from the interleaved rounds, with benchmark_app's on the same IR, edgeface's overhead over it
-    (per round, and over benchmark_app's loop paired call by call in-process) and whether the two compiled
+    (per round, and over benchmark_app's loop in alternating blocks in-process) and whether the two compiled
     configurations were the same."""
     lines = ["| model | target | backend | variant | rounds | median ms | mean ms (95% CI over rounds) | "
              "benchmark_app median ms | "
              "edgeface / benchmark_app (median, IQR, 95 % CI) | same compiled config | "
-             "edgeface / benchmark_app's loop, paired calls (median, IQR, 95 % CI) |",
+             "edgeface / benchmark_app's loop, alternating blocks (median, IQR, 95 % CI) |",
              "|---|---|---|---|---:|---:|---:|---:|---|---|---|"]
     rows = [r for r in document["results"] if r.get("interleaved")]
     for r in rows:
