@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("edgeface.convert.serving", "export a convert folder for Triton or DeepStream"),
     "weights": ("edgeface.weights.pack", "pack a trained checkpoint as shipped weights (maintainers)"),
     "run": ("edgeface.runtime.cli", "detect, track and predict age / attributes on a video, camera or stream"),
+    "gst-plugin-path": ("edgeface.gst", "where the edgeface GStreamer element is (for GST_PLUGIN_PATH)"),
 }
 
 

@@ -1,20 +1,22 @@
-"""GStreamer through PyGObject: pipelines as `edgeface run` sources (appsink) and an RTSP stream that dies and
-comes back. Skips where the system's
-GStreamer and PyGObject are missing (make test installs them where it runs as root with apt)."""
+"""GStreamer through PyGObject: pipelines as `edgeface run` sources (appsink), an RTSP stream that dies and comes
+back, and the `edgeface` element in gst-launch-1.0. Skips where the system's GStreamer and PyGObject are missing
+(make test installs them where it runs as root with apt)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
-from runtime_helpers import face_chips, face_video, tiny_models
+from runtime_helpers import FACE_SIZE, face_chips, face_video, nearest_known, tiny_models
 
 from edgeface.bench.synthetic_video import sample_faces_video
 from edgeface.cli import main as cli_main
@@ -143,3 +145,47 @@ def test_rtsp_stream_killed_mid_stream_and_restarted(tmp_path, utkface_dir, yune
     assert len(frames) == int(report[1]) and frames == sorted(set(frames)) and frames[-1] == RTSP_FRAMES - 1
     tracks = {face["track_id"] for line in jsonl.read_text().splitlines() for face in json.loads(line)["faces"]}
     assert len(tracks) == 2, stdout  # both people kept their track across the outage
+
+
+def gst_launch_messages(output: str, element: str) -> list[dict]:
+    """The JSON of each 'edgeface' element message ``gst-launch-1.0 -m`` printed for ``element``."""
+    Gst = load_gst()
+    found = []
+    for line in output.splitlines():
+        if match := re.search(rf'from element "{element}" \(element\): (edgeface, .*)$', line):
+            structure, _ = Gst.Structure.from_string(match[1])
+            found.append(json.loads(structure.get_value("json")))
+    return found
+
+
+def greenness(frame, box) -> float:
+    """How much greener than grey the top edge of a box is (the annotation draws it in (0, 220, 0))."""
+    x, y, w, _ = (int(round(v)) for v in box)
+    edge = frame[y:y + 2, x:x + w].astype(float)
+    return float((edge[..., 1] - (edge[..., 0] + edge[..., 2]) / 2).mean())
+
+
+def test_gst_launch_annotates_frames_and_posts_metadata_with_the_edgeface_element(clip, tmp_path):
+    Gst = load_gst()
+    if shutil.which("gst-launch-1.0") is None or Gst.Registry.get().find_plugin("python") is None:
+        pytest.skip("gst-launch-1.0 or gst-python's plugin loader (gstreamer1.0-python3-plugin-loader) is missing")
+    if missing := [e for e in ("x264enc", "mp4mux", "avdec_mpeg4") if not find_element(e)]:
+        pytest.skip(f"GStreamer elements missing: {', '.join(missing)}")
+    out = tmp_path / "annotated.mp4"
+    launch = (f"gst-launch-1.0 -m filesrc location={clip['video']} ! decodebin ! videoconvert "
+              f"! edgeface models=tinyagenet threads=1 ! videoconvert ! x264enc ! mp4mux ! filesink location={out}")
+    done = subprocess.run(  # as the README says: the element found through edgeface gst-plugin-path --env
+        ["bash", "-c", f'eval "$("{sys.executable}" -m edgeface gst-plugin-path --env)" && {launch}'],
+        capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    records = gst_launch_messages(done.stdout, "edgeface0")
+    assert [r["frame"] for r in records] == list(range(FRAMES))
+    source, annotated = cv2.VideoCapture(str(clip["video"])), cv2.VideoCapture(str(out))
+    for record, known in zip(records, clip["boxes"], strict=True):
+        assert len(record["faces"]) == 2 and all(0 < face["age"] < 100 for face in record["faces"])
+        assert all(nearest_known(face["box"], known)[1] < 0.25 * FACE_SIZE for face in record["faces"])
+        (_, before), (ok, after) = source.read(), annotated.read()
+        assert ok, f"the mp4 ends before frame {record['frame']}"
+        for face in record["faces"]:  # each face's box is drawn where the metadata says it is
+            assert greenness(after, face["box"]) > 120 > 40 > greenness(before, face["box"])
+    assert not annotated.read()[0]
