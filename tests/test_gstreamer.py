@@ -172,11 +172,13 @@ def test_gst_launch_annotates_frames_and_posts_metadata_with_the_edgeface_elemen
     if missing := [e for e in ("x264enc", "mp4mux", "avdec_mpeg4") if not find_element(e)]:
         pytest.skip(f"GStreamer elements missing: {', '.join(missing)}")
     out = tmp_path / "annotated.mp4"
-    launch = (f"gst-launch-1.0 -m filesrc location={clip['video']} ! decodebin ! videoconvert "
+    # -f: no fault handler, so a crash of the embedded Python ends the run (gst-launch's own handler would spin
+    # until the timeout), and the crash's Python stack is in the output
+    launch = (f"gst-launch-1.0 -f -m filesrc location={clip['video']} ! decodebin ! videoconvert "
               f"! edgeface models=tinyagenet threads=1 ! videoconvert ! x264enc ! mp4mux ! filesink location={out}")
     done = subprocess.run(  # as the README says: the element found through edgeface gst-plugin-path --env
         ["bash", "-c", f'eval "$("{sys.executable}" -m edgeface gst-plugin-path --env)" && {launch}'],
-        capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     records = gst_launch_messages(done.stdout, "edgeface0")
     assert [r["frame"] for r in records] == list(range(FRAMES))
