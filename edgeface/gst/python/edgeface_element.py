@@ -60,6 +60,9 @@ PROPERTIES = {
                           DEFAULTS.infer_every_frame, RW),
     "min-face": (int, "min face", "smallest face side in pixels to find", 1, 100_000, DEFAULTS.min_face, RW),
     "score-threshold": (float, "score threshold", "detector score threshold", 0.0, 1.0, DEFAULTS.score_threshold, RW),
+    "low-score": (float, "low score", "detections scored from this up to score-threshold keep a tracked face's track "
+                  "alive and moving, never reported (score-threshold's value turns it off)", 0.0, 1.0,
+                  DEFAULTS.low_score, RW),
     "flip": (bool, "flip", "average with the mirrored face (doubles model cost)", DEFAULTS.flip, RW),
     "window": (int, "window", "inferences fused per track", 1, 10_000, DEFAULTS.window, RW),
     "annotate": (bool, "annotate", "draw boxes, track ids and values onto the frames", True, RW),
