@@ -43,9 +43,12 @@ class _StaticRequest:
         self.outputs = [self.request.get_output_tensor(k).data for k in range(len(compiled.outputs))]
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        if x.ctypes.data != self.input.ctypes.data or x.strides != self.input.strides:  # not already in place
+        if x is not self.input:  # the caller's own array (a view of the buffer is copied too: rare, still right)
             np.copyto(self.input, x)
-        self.request.infer()
+        # start + wait rather than infer(): infer() also converts every output into a dict of new arrays, 6 us a
+        # call on TinyAgeNet INT8 at 64 px (0.27 ms)
+        self.request.start_async()
+        self.request.wait()
         return [view.copy() for view in self.outputs]
 
 
