@@ -191,3 +191,20 @@ def test_gst_launch_annotates_frames_and_posts_metadata_with_the_edgeface_elemen
         for face in record["faces"]:  # each face's box is drawn where the metadata says it is
             assert greenness(after, face["box"]) > 120 > 40 > greenness(before, face["box"])
     assert not annotated.read()[0]
+
+
+def test_cpp_exceptions_still_unwind_after_gstreamer_is_loaded():
+    # PyGObject opens libgstreamer, and with it libunwind, globally; a library loaded afterwards (OpenVINO here)
+    # used to bind libunwind's _Unwind_Resume, and the C++ exception a torch ONNX export throws through OpenVINO's
+    # pybind11 translator then aborted the process (a suite that ran the GStreamer tests before a convert died)
+    script = """
+import io
+import torch
+from edgeface.runtime.gstreamer import gst_missing
+assert gst_missing() is None
+import openvino  # noqa: F401
+torch.onnx.export(torch.nn.Conv2d(3, 4, 3), (torch.zeros(1, 3, 8, 8),), io.BytesIO(), dynamo=False)
+print("exported")
+"""
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "exported" in done.stdout, done.stderr[-1500:]

@@ -6,6 +6,8 @@ GStreamer pipelines with any OpenCV (the pip wheels are built without GStreamer)
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import re
 import time
@@ -21,6 +23,7 @@ APPSINK = re.compile(r"(^|!)\s*appsink\b")
 @functools.cache
 def gst_missing() -> str | None:
     """Why GStreamer cannot be used from this Python (one line), or None when it can."""
+    _keep_gcc_unwinder()
     try:
         import gi
 
@@ -35,6 +38,17 @@ def gst_missing() -> str | None:
                 "python3-gst-1.0 and the gstreamer1.0-plugins packages (make test does so where it runs as root "
                 "with apt)")
     return None
+
+
+def _keep_gcc_unwinder() -> None:
+    """Put GCC's unwinder (libgcc_s) in the process's global symbol scope before GStreamer's libraries arrive.
+
+    PyGObject opens libgstreamer globally, and with it libunwind, whose ``_Unwind_Resume`` then wins over GCC's for
+    every library loaded afterwards: a C++ exception crossing pybind11 modules loaded later (OpenVINO's translator
+    inside a torch call, as in an ONNX export) then aborts the process. Loaded globally first, libgcc_s's symbols
+    win. A no-op where it is already there or has another name (musl, macOS)."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
 
 
 def load_gst() -> Any:
