@@ -1,4 +1,5 @@
-"""OpenVINO runner for IR (.xml + .bin): CPU / GPU / NPU / AUTO, thread count, performance hints, async queue."""
+"""OpenVINO runner for IR (.xml + .bin): CPU / GPU / NPU / AUTO, thread count, performance hints, async queue;
+small batches on models compiled for their size, with an input buffer read in place (benchmark_app's conditions)."""
 
 from __future__ import annotations
 
