@@ -16,6 +16,8 @@ def test_preflight_warnings():
     assert fp.preflight_warnings(_fp()) == []
     busy = fp.preflight_warnings(_fp(load_average=[3.5, 2.0, 1.0]))
     assert len(busy) == 1 and "loading the CPU" in busy[0]
+    assert fp.preflight_warnings(_fp(load_average=[1.9, 2.0, 1.0])) == []  # half a process per core is quiet
+    assert fp.machine_busy(2.1, 4) and not fp.machine_busy(1.9, 4) and fp.machine_busy(0.6, 0)
     cpu = _fp()["cpu"] | {"governors": ["powersave"]}
     assert "governor" in fp.preflight_warnings(_fp(cpu=cpu))[0]
     jetson = {"model": "Jetson", "nvpmodel": {"mode": "15W", "id": 2}, "jetson_clocks": False}

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from edgeface.bench.experiments import add_common_arguments, command_line, write_results
+from edgeface.bench.fingerprint import machine_busy
 from edgeface.fileio import save_figure
 
 MODELS = ["tinyagenet", "thinagenet"]
@@ -111,7 +112,9 @@ def main(args: argparse.Namespace) -> int:
         f"s each (5 calls at least) after a {args.warmup:g} s warm-up; each speed-up is the median of the per-round "
         "ratios (IQR, bootstrap 95 % CI). Load average "
         f"{document['load_average']['before'][0]:.2f} at the start and {document['load_average']['after'][0]:.2f} "
-        f"at the end on {os.cpu_count()} cores: other jobs were running, which is what the rounds are for.")
+        f"at the end on {os.cpu_count()} cores" + (": other jobs were running, which is what the rounds are for."
+                                                    if machine_busy(document["load_average"]["before"][0],
+                                                                    os.cpu_count() or 1) else " (a quiet machine)."))
     args.out.mkdir(parents=True, exist_ok=True)
     plot(document, args.out / "claims.png")
     write_results(args.out, "claims", document, markdown(document))

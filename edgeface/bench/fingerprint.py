@@ -57,7 +57,15 @@ def device_name(fp: dict) -> str:
                         cpu.get("logical_cores", 0))
 
 
-def preflight_warnings(fp: dict, busy_threshold: float = 0.5) -> list[str]:
+BUSY_LOAD_PER_CORE = 0.5  # a 1-min load average above this per core: other processes compete for the CPU
+
+
+def machine_busy(load1: float, cores: int) -> bool:
+    """Whether a 1-min load average says other processes were competing for ``cores`` cores."""
+    return load1 > BUSY_LOAD_PER_CORE * max(1, cores)
+
+
+def preflight_warnings(fp: dict) -> list[str]:
     """Conditions under which the measured numbers would mislead, as one line each."""
     warnings = []
     jetson = fp.get("jetson")
@@ -74,6 +82,6 @@ def preflight_warnings(fp: dict, busy_threshold: float = 0.5) -> list[str]:
         warnings.append(f"CPU governor is {', '.join(governors)}, not performance: frequency scaling adds noise")
     cores = fp["cpu"].get("usable_cores") or fp["cpu"].get("logical_cores") or 1
     load1 = (fp.get("load_average") or [0.0])[0]
-    if load1 > busy_threshold * cores:
+    if machine_busy(load1, cores):
         warnings.append(f"another process is loading the CPU: 1-min load average {load1:.2f} on {cores} cores")
     return warnings

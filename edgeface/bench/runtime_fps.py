@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line, settings
+from edgeface.bench.fingerprint import machine_busy
 from edgeface.progress import progress as progress_bar
 
 CONFIGS = ("per-frame", "per-track", "per-track-full-frame", "per-track-default-threads")
@@ -292,8 +293,9 @@ def markdown(doc: dict) -> str:
         "the video replayed live at "
         f"{s['live_fps']:g} FPS, {s['live_rounds']} interleaved rounds of {s['live_seconds']:g} s.", "",
         f"1-min load average before: {doc['load_average_before'][0]}, after: {doc['load_average_after'][0]} "
-        "(the machine was shared with other jobs: absolute FPS are lower bounds; the per-round ratio is what "
-        "interleaving keeps meaningful).", "",
+        + ("(the machine was shared with other jobs: absolute FPS are lower bounds; the per-round ratio is what "
+           "interleaving keeps meaningful)." if machine_busy(doc["load_average_before"][0], cpu.get("usable_cores", 1))
+           else "(a quiet machine)."), "",
         "| model | configuration | FPS median (IQR) | detect ms | infer ms | faces inferred / frame | "
         "live p50 ms | live p95 ms | live FPS | live dropped |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
