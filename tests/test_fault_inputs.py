@@ -278,6 +278,25 @@ def test_bench_numbers_are_checked_when_parsed(flag, value, capsys):
     assert f"argument {flag}: expected" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, flag", [
+    (["experiment", "tracker-comparison", "--low-score", "2"], "--low-score"),
+    (["experiment", "tracker-comparison", "--visible", "nan"], "--visible"),
+    (["experiment", "tracker-comparison", "--frames", "1"], "--frames"),
+    (["experiment", "runtime-fps", "--live-fps", "0"], "--live-fps"),
+    (["experiment", "soak", "--frames", "-1"], "--frames"),
+    (["experiment", "claims", "--round-duration", "nan"], "--round-duration"),
+    (["run", "in.mp4", "--models", "tinyagenet", "--low-score", "1.5"], "--low-score"),
+    (["run", "in.mp4", "--models", "tinyagenet", "--score-threshold", "5"], "--score-threshold"),
+    (["run", "in.mp4", "--models", "tinyagenet", "--stall-timeout", "nan"], "--stall-timeout"),
+])
+def test_experiment_and_run_numbers_are_checked_when_parsed(argv, flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main([*argv, *(["--out", str(tmp_path / "out")] if argv[0] == "experiment" else [])])
+    assert exit_.value.code == 2
+    assert f"argument {flag}: expected" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_corrupt_crop_cache_is_rebuilt(utk_folder, tmp_path):
     spec = PreprocessSpec(input_size=32)
     samples = load_samples("utkface", utk_folder, DataIssues())

@@ -127,6 +127,11 @@ def test_openvino_reads_its_input_buffer_in_place_and_copies_anything_else(folde
         buffer[:] = x[1:2].transpose(0, 1, 3, 2)
         np.testing.assert_allclose(runner.infer(swapped)["expectation"], want[1], atol=1e-3)
         assert reference.input_buffer(3).shape == (3, *x.shape[1:])  # other backends: a new array to fill
+        for runner_ in (runner, reference):
+            with pytest.raises(ValueError, match="at least one face"):
+                runner_.input_buffer(0)
+    with pytest.raises(RuntimeError, match="not active"):
+        runner.input_buffer(1)
 
 
 def test_onnxruntime_refuses_missing_provider(folder):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgeface.bench.experiments import add_common_arguments, command_line, write_results
 from edgeface.bench.fingerprint import machine_busy
+from edgeface.checks import COUNT, PIXELS, POSITIVE, number_type
 from edgeface.fileio import save_figure
 
 MODELS = ["tinyagenet", "thinagenet"]
@@ -30,11 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, threads=2, threads_help="intra-op threads of every runner")
     parser.add_argument("--backends", nargs="+", default=BACKENDS, help="CPU backends (default: %(default)s)")
     parser.add_argument("--targets", nargs="+", default=TARGETS, help="convert targets (default: %(default)s)")
-    parser.add_argument("--input-size", type=int, default=224, help="input side of every network (default 224)")
-    parser.add_argument("--rounds", type=int, default=12, help="interleaved rounds (default 12)")
-    parser.add_argument("--round-duration", type=float, default=1.0,
+    parser.add_argument("--input-size", type=PIXELS, default=224, help="input side of every network (default 224)")
+    parser.add_argument("--rounds", type=COUNT, default=12, help="interleaved rounds (default 12)")
+    parser.add_argument("--round-duration", type=POSITIVE, default=1.0,
                         help="seconds per configuration per round, 5 calls at least (default 1)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per configuration (default 1)")
+    parser.add_argument("--warmup", type=number_type(minimum=0), default=1.0,
+                        help="warm-up seconds per configuration (default 1)")
 
 
 def spread_rows(rows: list[dict]) -> list[dict]:
@@ -95,8 +97,6 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.bench.jobs import collect_jobs
     from edgeface.bench.measure import run_benchmark
 
-    if args.rounds < 1 or args.round_duration <= 0 or args.warmup < 0:
-        raise ValueError("--rounds must be positive, --round-duration positive and --warmup non-negative")
     settings = {"batches": [1], "duration_s": args.round_duration * args.rounds, "warmup_s": args.warmup,
                 "rounds": args.rounds, "round_s": args.round_duration, "streams": 1, "backends": args.backends,
                 "device": "cpu", "measured": "interleaved rounds only"}

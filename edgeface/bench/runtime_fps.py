@@ -32,6 +32,7 @@ import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line, settings
 from edgeface.bench.fingerprint import machine_busy
+from edgeface.checks import COUNT, PIXELS, POSITIVE
 from edgeface.progress import progress as progress_bar
 
 CONFIGS = ("per-frame", "per-track", "per-track-full-frame", "per-track-default-threads")
@@ -50,22 +51,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("--models", nargs="+", default=["tinyagenet", "thinagenet"], help="age models (untrained)")
     p.add_argument("--target", default="openvino-int8", help="convert target to run (default openvino-int8)")
-    p.add_argument("--faces", type=int, default=3, help="faces in the generated video (default 3)")
-    p.add_argument("--detect-every", type=int, default=1, help="detect every N frames (default 1)")
-    p.add_argument("--refresh-every", type=int, default=10, help="per-track refresh interval (default 10)")
-    p.add_argument("--min-face", type=int, default=24, help="per-track: smallest face wanted (default 24, "
+    p.add_argument("--faces", type=COUNT, default=3, help="faces in the generated video (default 3)")
+    p.add_argument("--detect-every", type=COUNT, default=1, help="detect every N frames (default 1)")
+    p.add_argument("--refresh-every", type=COUNT, default=10, help="per-track refresh interval (default 10)")
+    p.add_argument("--min-face", type=COUNT, default=24, help="per-track: smallest face wanted (default 24, "
                                                             "as edgeface run)")
-    p.add_argument("--frames", type=int, default=60, help="frames per throughput round (default 60)")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved throughput rounds (default 5)")
-    p.add_argument("--live-fps", type=float, default=30.0, help="live replay rate for latency (default 30)")
-    p.add_argument("--live-seconds", type=float, default=8.0, help="seconds per live round (default 8)")
-    p.add_argument("--live-rounds", type=int, default=2, help="interleaved live rounds (default 2)")
-    p.add_argument("--input-size", type=int, default=224, help="model input side (default 224)")
+    p.add_argument("--frames", type=COUNT, default=60, help="frames per throughput round (default 60)")
+    p.add_argument("--rounds", type=COUNT, default=5, help="interleaved throughput rounds (default 5)")
+    p.add_argument("--live-fps", type=POSITIVE, default=30.0, help="live replay rate for latency (default 30)")
+    p.add_argument("--live-seconds", type=POSITIVE, default=8.0, help="seconds per live round (default 8)")
+    p.add_argument("--live-rounds", type=COUNT, default=2, help="interleaved live rounds (default 2)")
+    p.add_argument("--input-size", type=PIXELS, default=224, help="model input side (default 224)")
     p.add_argument("--accuracy-checkpoint", default=ACCURACY_MODEL,
                    help=f"trained age model (checkpoint path or shipped weights name) for the accuracy check "
                         f"(default {ACCURACY_MODEL})")
-    p.add_argument("--accuracy-clips", type=int, default=6, help="clips of 3 labelled faces (default 6)")
-    p.add_argument("--accuracy-frames", type=int, default=60, help="frames per accuracy clip (default 60)")
+    p.add_argument("--accuracy-clips", type=COUNT, default=6, help="clips of 3 labelled faces (default 6)")
+    p.add_argument("--accuracy-frames", type=COUNT, default=60, help="frames per accuracy clip (default 60)")
     p.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
 
 
@@ -241,8 +242,6 @@ def main(args: argparse.Namespace) -> int:
     for path in (args.data, args.detector):
         if not path.exists():
             raise FileNotFoundError(f"{path} not found (needs ../shared beside the project)")
-    if min(args.frames, args.rounds, args.live_rounds, args.faces, args.refresh_every) < 1 or args.live_fps <= 0:
-        raise ValueError("--frames, --rounds, --live-rounds, --faces, --refresh-every and --live-fps must be positive")
     machine = fingerprint()
     cv2_default_threads = cv2.getNumThreads()
     load_before = [round(v, 2) for v in os.getloadavg()]

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, YUNET, add_common_arguments, command_line, settings
+from edgeface.checks import COUNT, PIXELS, number_type
 from edgeface.progress import progress as progress_bar
 
 
@@ -31,12 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, threads_help="inference threads", data=(UTKFACE_CHIPS, "face chips for the video"),
                          detector=(YUNET, "YuNet face detector ONNX"))
     p = parser
-    p.add_argument("--frames", type=int, default=10_000, help="frames to run (default 10,000)")
+    p.add_argument("--frames", type=COUNT, default=10_000, help="frames to run (default 10,000)")
     p.add_argument("--model", default="tinyagenet", help="age model (untrained; default tinyagenet)")
-    p.add_argument("--input-size", type=int, default=64, help="small input: the soak is about memory, not speed")
-    p.add_argument("--size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"), help="video frame size")
-    p.add_argument("--sample-every", type=int, default=250, help="frames between RSS samples")
-    p.add_argument("--warmup-frames", type=int, default=500, help="RSS 'start' is taken after these frames")
+    p.add_argument("--input-size", type=PIXELS, default=64, help="small input: the soak is about memory, not speed")
+    p.add_argument("--size", type=PIXELS, nargs=2, default=[320, 240], metavar=("W", "H"), help="video frame size")
+    p.add_argument("--sample-every", type=COUNT, default=250, help="frames between RSS samples")
+    p.add_argument("--warmup-frames", type=number_type(minimum=0, integer=True), default=500,
+                   help="RSS 'start' is taken after these frames")
 
 
 def main(args: argparse.Namespace) -> int:

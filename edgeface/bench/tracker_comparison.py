@@ -37,6 +37,7 @@ import numpy as np
 
 from edgeface.bench.experiments import UTKFACE_CHIPS, add_common_arguments, command_line, settings, write_results
 from edgeface.bench.synthetic_video import GroundTruth
+from edgeface.checks import COUNT, SHARE, number_type
 from edgeface.errors import BackendUnavailable
 from edgeface.runtime.tracker import iou_matrix
 
@@ -45,14 +46,16 @@ Tracked = list[tuple[int, np.ndarray]]  # one frame's tracker output: (track id,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--frames", type=int, default=600, help="clip length (default 600: 24 s at 25 FPS)")
-    parser.add_argument("--faces", type=int, default=6, help="faces in the clip (default 6)")
+    at_least_two = number_type(minimum=2, integer=True)  # a comparison needs a second frame and a second face
+    parser.add_argument("--frames", type=at_least_two, default=600, help="clip length (default 600: 24 s at 25 FPS)")
+    parser.add_argument("--faces", type=at_least_two, default=6, help="faces in the clip (default 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the faces' starting points and velocities")
-    parser.add_argument("--min-face", type=int, default=24, help="detector's smallest face, as edgeface run")
-    parser.add_argument("--score-threshold", type=float, default=0.6, help="the runtime's detector threshold")
-    parser.add_argument("--low-score", type=float, default=0.3, help="the lowest score detected (ByteTrack's "
+    parser.add_argument("--min-face", type=COUNT, default=24, help="detector's smallest face, as edgeface run")
+    parser.add_argument("--score-threshold", type=SHARE, default=0.6, help="the runtime's detector threshold")
+    parser.add_argument("--low-score", type=SHARE, default=0.3, help="the lowest score detected (ByteTrack's "
                                                                       "second stage)")
-    parser.add_argument("--visible", type=float, default=0.5, help="a face counts where this much of it is seen")
+    parser.add_argument("--visible", type=number_type(above=0, maximum=1), default=0.5,
+                        help="a face counts where this much of it is seen")
     add_common_arguments(parser, threads=2, chips=(UTKFACE_CHIPS, "face chips for the clip"))
 
 
@@ -280,8 +283,6 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.bench.synthetic_video import crossing_faces_frames
     from edgeface.faces import image_files
 
-    if args.frames < 2 or args.faces < 2:
-        raise ValueError("a comparison needs at least 2 frames and 2 faces")
     cv2.setNumThreads(args.threads)
     files = image_files(args.chips)[:args.faces]
     if len(files) < args.faces:

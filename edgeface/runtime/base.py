@@ -96,6 +96,8 @@ class Runner(ABC):
         fill: :meth:`infer` reads it where it is when the backend can (OpenVINO: the infer request's own input
         memory, so no copy happens per call); elsewhere it is a new array."""
         self.require_active()
+        if batch < 1:
+            raise ValueError(f"a batch holds at least one face, got {batch}")
         return np.empty([batch, *self.input_spec["shape"][1:]], np.float32)
 
     def infer_many(self, batches: Iterable[np.ndarray], jobs: int | None = None) -> list[dict[str, np.ndarray]]:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgeface.checks import COUNT, POSITIVE, SHARE
 from edgeface.errors import OutputError
 from edgeface.progress import add_progress_argument, progress
 
@@ -50,19 +51,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="load convert-folder artifacts that no longer match their manifest's sha256")
     parser.add_argument("--threads", type=int, help="inference threads per model (default: the thread budget, "
                                                      "every usable core)")
-    parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument("--max-frames", type=COUNT, help="stop after this many frames")
     parser.add_argument("--min-face", type=int, default=24,
                         help="smallest face side in pixels to find; the detector runs on the frame downscaled so "
                              "such a face is 12 px for YuNet (default 24: half size)")
-    parser.add_argument("--score-threshold", type=float, default=0.6, help="detector score threshold")
-    parser.add_argument("--low-score", type=float, default=0.3,
+    parser.add_argument("--score-threshold", type=SHARE, default=0.6, help="detector score threshold")
+    parser.add_argument("--low-score", type=SHARE, default=0.3,
                         help="detections scored from this up to --score-threshold keep a tracked face's track alive "
                              "and moving (ByteTrack's second association); never reported, inferred or starting "
                              "a track (default 0.3; --score-threshold's value turns it off)")
     parser.add_argument("--flip", action="store_true", help="average with the mirrored face (doubles model cost)")
     parser.add_argument("--window", type=int, default=15, help="frames fused per track")
     parser.add_argument("--max-reconnects", type=int, default=5, help="reconnect attempts for a dropped stream")
-    parser.add_argument("--stall-timeout", type=float, default=1.0, metavar="S",
+    parser.add_argument("--stall-timeout", type=POSITIVE, default=1.0, metavar="S",
                         help="seconds a stream may stay silent (opening or between frames) before it counts as "
                              "dropped and is reopened; Ctrl-C is seen within it (default 1)")
     parser.add_argument("--decoder", choices=["auto", "pyav", "opencv"], default="auto",
@@ -87,8 +88,6 @@ def open_runtime(args: argparse.Namespace) -> tuple[Predictor, IoUTracker, Sched
         raise ValueError("--detect-every must be at least 1")
     if args.min_face < 1:
         raise ValueError("--min-face must be at least 1 pixel")
-    if not 0 <= args.low_score <= 1:
-        raise ValueError("--low-score must be between 0 and 1")
     if args.target:
         check_target(args.models, args.target)
     schedule = None if args.infer_every_frame else Schedule(refresh_every=args.refresh_every, budget=args.face_budget)
@@ -106,10 +105,6 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.runtime.sources import VideoSource
     from edgeface.runtime.video import VideoPipeline
 
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError("--max-frames must be at least 1")
-    if not args.stall_timeout > 0:
-        raise ValueError("--stall-timeout must be positive")
     check_outputs(args)
     predictor, tracker, schedule, budget = open_runtime(args)
     with predictor:

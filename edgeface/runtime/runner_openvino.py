@@ -156,8 +156,9 @@ class OpenVinoRunner(Runner):
     def input_buffer(self, batch: int) -> np.ndarray:
         """The input memory of the request that runs batches of ``batch`` (see :class:`_StaticRequest`); a new
         array for batches on the dynamic-batch model."""
-        self.require_active()
-        return self._static_request(batch).input if self._runs_static(batch) else super().input_buffer(batch)
+        if self.is_active and batch >= 1 and self._runs_static(batch):
+            return self._static_request(batch).input
+        return super().input_buffer(batch)  # refuses an inactive runner or an empty batch
 
     def infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
         # Each output is copied once out of the request's buffers, after the request ran on its own input memory.
