@@ -165,20 +165,24 @@ def greenness(frame, box) -> float:
     return float((edge[..., 1] - (edge[..., 0] + edge[..., 2]) / 2).mean())
 
 
-def test_gst_launch_annotates_frames_and_posts_metadata_with_the_edgeface_element(clip, tmp_path):
+def gst_launch(launch: str) -> subprocess.CompletedProcess:
+    """``gst-launch-1.0 -f LAUNCH`` with the element found as the README says (edgeface gst-plugin-path --env). -f: no
+    fault handler, so a crash of the embedded Python ends the run (gst-launch's own handler would spin until the
+    timeout), and the crash's Python stack is in the output."""
     Gst = load_gst()
     if shutil.which("gst-launch-1.0") is None or Gst.Registry.get().find_plugin("python") is None:
         pytest.skip("gst-launch-1.0 or gst-python's plugin loader (gstreamer1.0-python3-plugin-loader) is missing")
+    return subprocess.run(
+        ["bash", "-c", f'eval "$("{sys.executable}" -m edgeface gst-plugin-path --env)" && gst-launch-1.0 -f {launch}'],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+
+
+def test_gst_launch_annotates_frames_and_posts_metadata_with_the_edgeface_element(clip, tmp_path):
     if missing := [e for e in ("x264enc", "mp4mux", "avdec_mpeg4") if not find_element(e)]:
         pytest.skip(f"GStreamer elements missing: {', '.join(missing)}")
     out = tmp_path / "annotated.mp4"
-    # -f: no fault handler, so a crash of the embedded Python ends the run (gst-launch's own handler would spin
-    # until the timeout), and the crash's Python stack is in the output
-    launch = (f"gst-launch-1.0 -f -m filesrc location={clip['video']} ! decodebin ! videoconvert "
-              f"! edgeface models=tinyagenet threads=1 ! videoconvert ! x264enc ! mp4mux ! filesink location={out}")
-    done = subprocess.run(  # as the README says: the element found through edgeface gst-plugin-path --env
-        ["bash", "-c", f'eval "$("{sys.executable}" -m edgeface gst-plugin-path --env)" && {launch}'],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    done = gst_launch(f"-m filesrc location={clip['video']} ! decodebin ! videoconvert ! edgeface models=tinyagenet "
+                      f"threads=1 ! videoconvert ! x264enc ! mp4mux ! filesink location={out}")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     records = gst_launch_messages(done.stdout, "edgeface0")
     assert [r["frame"] for r in records] == list(range(FRAMES))
@@ -208,3 +212,12 @@ print("exported")
 """
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "exported" in done.stdout, done.stderr[-1500:]
+
+
+@pytest.mark.parametrize("models, message", [("", "set the models property"),
+                                             ("models=no-such-model.pt", "model not found: no-such-model.pt")])
+def test_the_element_refuses_bad_models_in_one_line_and_the_pipeline_fails(models, message):
+    done = gst_launch(f"videotestsrc num-buffers=3 ! videoconvert ! edgeface {models} ! fakesink")
+    assert done.returncode != 0
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("ERROR: from element")]
+    assert len(errors) == 1 and f"edgeface: {message}" in errors[0]
