@@ -15,16 +15,16 @@ from edgeface.runtime.base import Runner
 
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 # Batch sizes up to this one run on a model compiled for exactly that size (on first use); larger ones on the
-# dynamic-batch model. A static shape skips the CPU plugin's per-call shape handling: TinyAgeNet INT8 at 224 px
-# ran 1.5-5 % faster at batch 1 (paired calls, 2-core EPYC), which is what benchmark_app's ``-shape`` measures.
+# dynamic-batch model. A static shape skips the CPU plugin's per-call shape handling, and it is what benchmark_app's
+# ``-shape`` measures (benchmarks/results/openvino-overhead.md).
 MAX_STATIC_BATCH = 8
 
 
 def _load_input(request: Any, x: np.ndarray) -> None:
     """Copy ``x`` into the request's own input tensor (resized when the batch size changed). Its memory stays the
     request's from call to call: a new tensor per call (what ``infer({0: x})`` makes) has the CPU plugin rebind
-    its input memory every time, measured at 0.6-1.3 ms per call on TinyAgeNet INT8; sharing the caller's array
-    instead would leave the request aliasing that array after the call."""
+    its input memory every time; sharing the caller's array instead would leave the request aliasing that array
+    after the call."""
     tensor = request.get_input_tensor(0)
     if list(tensor.shape) != list(x.shape):
         tensor.shape = x.shape
@@ -35,8 +35,7 @@ class _StaticRequest:
     """An infer request of a model compiled for one input shape, with numpy views of its input and output tensors
     taken once: a static-shape request keeps its tensors' memory from call to call, so a call is the inference and
     one copy out per output, plus one copy in unless the caller filled :attr:`input` itself
-    (:meth:`OpenVinoRunner.input_buffer`). The copy in was the largest part of the runner's batch-1 overhead over
-    benchmark_app's loop (TinyAgeNet INT8, 224 px: 0.1 ms of 2.8)."""
+    (:meth:`OpenVinoRunner.input_buffer`), as benchmark_app's loop never copies its input."""
 
     def __init__(self, compiled: Any):
         self.request = compiled.create_infer_request()
@@ -46,8 +45,7 @@ class _StaticRequest:
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         if x is not self.input:  # the caller's own array (a view of the buffer is copied too: rare, still right)
             np.copyto(self.input, x)
-        # start + wait rather than infer(), which also converts every output into a dict of new arrays: in a loop
-        # here its wall time exceeded OpenVINO's own latency by 76-88 us a call against 44-48 (TinyAgeNet INT8)
+        # start + wait rather than infer(), which also converts every output into a dict of new arrays
         self.request.start_async()
         self.request.wait()
         return [view.copy() for view in self.outputs]
