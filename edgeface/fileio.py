@@ -111,14 +111,18 @@ class PendingFile:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
-    pending = PendingFile(path)
+def _committed_if_whole(pending: PendingFile | PendingDir) -> Iterator[Path]:
+    """Yield ``pending``'s temporary path; commit it only if the block succeeds, discard it in any case."""
     try:
         yield pending.tmp
         pending.commit()
     finally:
         pending.discard()
+
+
+def atomic_path(path: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """A temporary path beside ``path``, renamed onto ``path`` only if the ``with`` block succeeds."""
+    return _committed_if_whole(PendingFile(path))
 
 
 class PendingDir:
@@ -151,15 +155,9 @@ class PendingDir:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty folder beside ``path``; swap it in for ``path`` only if the block succeeds."""
-    pending = PendingDir(path)
-    try:
-        yield pending.tmp
-        pending.commit()
-    finally:
-        pending.discard()
+def atomic_dir(path: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """An empty folder beside ``path``, swapped in for ``path`` only if the ``with`` block succeeds."""
+    return _committed_if_whole(PendingDir(path))
 
 
 def check_replaceable_dir(path: str | Path, marker: str, what: str, force: bool = False,
