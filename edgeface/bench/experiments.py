@@ -2,8 +2,9 @@
 
 One convention for all of them: results go to ``--out`` (default ``benchmarks/results``, relative to where the
 command runs) as ``<name>.{json,md,png}``; real-data paths default to the ``../shared`` folder beside the checkout
-where it exists (and are required otherwise); ``--threads`` sets the CPU threads. Each experiment module has
-``add_arguments(parser)`` and ``main(args)`` like every other command, and imports torch only inside ``main``.
+(a missing one is one line naming the flag before the experiment starts); ``--threads`` sets the CPU threads.
+Each experiment module has ``add_arguments(parser)`` and ``main(args)`` like every other command, and imports
+torch only inside ``main``.
 
 They are not ``edgeface bench`` subcommands because bench takes model names and folders as positional inputs,
 and an experiment's name could be a folder's.
@@ -53,20 +54,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    for name in getattr(args, "_shared_paths", ()):
+        path = getattr(args, name)
+        if not path.exists():
+            flag = f"--{name.replace('_', '-')}"
+            raise FileNotFoundError(f"{flag} {portable_path(path)} not found: clone the project with ../shared beside "
+                                    f"it, or give {flag}")
     return int(args._experiment(args) or 0)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, threads: int | None = 2, threads_help: str = "CPU threads",
                          **shared: tuple[str, str]) -> None:
     """``--out`` and ``--threads``, plus one path flag per ``shared`` item (``name=(path under ../shared, help)``)
-    that defaults to that path when it exists and is required otherwise."""
+    that defaults to that path; :func:`main` refuses a path that is not there before the experiment starts."""
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS})")
     parser.add_argument("--threads", type=int, default=threads, help=f"{threads_help} (default {threads})")
     for name, (relative, help_text) in shared.items():
-        default = SHARED / relative
-        present = default.exists()
-        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, default=default if present else None,
-                            required=not present, help=f"{help_text} (default ../shared/{relative} where present)")
+        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, default=SHARED / relative,
+                            help=f"{help_text} (default ../shared/{relative})")
+    parser.set_defaults(_shared_paths=tuple(shared))
 
 
 def write_results(out: Path, name: str, document: dict, text: str) -> None:

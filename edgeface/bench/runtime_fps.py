@@ -239,9 +239,6 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.faces import image_files
     from edgeface.fileio import write_json, write_text
 
-    for path in (args.data, args.detector):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found (needs ../shared beside the project)")
     machine = fingerprint()
     cv2_default_threads = cv2.getNumThreads()
     load_before = [round(v, 2) for v in os.getloadavg()]

@@ -53,9 +53,6 @@ def main(args: argparse.Namespace) -> int:
     from edgeface.runtime.tracker import IoUTracker
     from edgeface.runtime.video import VideoPipeline
 
-    for path in (args.data, args.detector):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found (needs ../shared beside the project)")
     machine = fingerprint()
     samples: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
